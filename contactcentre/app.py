@@ -1,0 +1,159 @@
+"""create_app(settings): the one place that opens and closes resources.
+
+Each part is a cleanup context: started in the order appended, stopped in
+reverse. The PBX simulator, when pbx.mode is "simulator", starts before the
+AMI client so the client finds it, and stops after it.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+import secrets
+from dataclasses import replace
+
+import socketio
+from aiohttp import web
+from sqlalchemy import func, select
+
+from contactcentre.config import Settings
+from contactcentre.crm.interactions import InteractionWriter
+from contactcentre.crm.models import ContactPoint, Customer
+from contactcentre.crm.screenpop import ScreenPopLookup
+from contactcentre.crm.store import create_engine, session_factory, upgrade
+from contactcentre.routing.inbound import InboundFlow
+from contactcentre.routing.service import QueueRouter
+from contactcentre.telephony.agi.server import AgiServer
+from contactcentre.telephony.ami.client import AmiClient
+from contactcentre.telephony.commands import PbxCommands
+from contactcentre.telephony.simulator.pbx import SimulatedPbx
+from contactcentre.telephony.simulator.traffic import generate_calls
+from contactcentre.telephony.tracker import CallTracker
+from contactcentre.web.auth import SessionSigner
+from contactcentre.services import Services
+from contactcentre.web.keys import SERVICES, SETTINGS, SIGNER, TEMPLATES
+from contactcentre.web.realtime import ConsoleEvents, SocketNotifier
+from contactcentre.web.routes import add_routes, templates
+
+log = logging.getLogger(__name__)
+
+
+def create_app(settings: Settings, *, demo_traffic: bool = False) -> web.Application:
+    app = web.Application(client_max_size=64 * 1024)
+    services = Services(settings)
+    app[SERVICES] = services
+    app[SETTINGS] = settings
+    secret = settings.web.session_secret or secrets.token_urlsafe(32)
+    if not settings.web.session_secret and settings.web.redis_url:
+        log.warning("web.session_secret is empty: each node makes its own, so a login works on one node only")
+    app[SIGNER] = SessionSigner(secret, settings.web.session_max_age)
+    app[TEMPLATES] = templates()
+
+    manager = socketio.AsyncRedisManager(settings.web.redis_url) if settings.web.redis_url else None
+    sio = socketio.AsyncServer(async_mode="aiohttp", client_manager=manager, logger=False, engineio_logger=False)
+    sio.attach(app)
+    services.sio = sio
+    services.notifier = SocketNotifier(sio)
+    add_routes(app)
+
+    app.cleanup_ctx.append(_store_ctx)
+    app.cleanup_ctx.append(_routing_ctx)
+    app.cleanup_ctx.append(_agi_ctx)
+    if settings.pbx.mode == "simulator":
+        app.cleanup_ctx.append(_simulator_ctx)
+    app.cleanup_ctx.append(_ami_ctx)
+    if demo_traffic and settings.pbx.mode == "simulator":
+        app.cleanup_ctx.append(_demo_traffic_ctx)
+    app.cleanup_ctx.append(_socketio_ctx)
+    return app
+
+
+async def _store_ctx(app: web.Application):
+    services = app[SERVICES]
+    await upgrade(services.settings.database.url)
+    services.engine = create_engine(services.settings.database.url)
+    services.sessions = session_factory(services.engine)
+    yield
+    await services.engine.dispose()
+
+
+async def _routing_ctx(app: web.Application):
+    services = app[SERVICES]
+    settings = services.settings
+    services.tracker = CallTracker(services.bus)
+    writer = InteractionWriter(services.sessions)
+    await writer.queue_id(settings.routing.queue)
+    services.router = QueueRouter(services.bus, writer, services.notifier, settings.routing.queue,
+                                  settings.routing.dispositions)
+    yield
+    await services.bus.drain()
+
+
+async def _agi_ctx(app: web.Application):
+    services = app[SERVICES]
+    settings = services.settings
+    lookup = ScreenPopLookup(services.sessions, settings.crm.default_region, settings.crm.pop_interactions)
+    flow = InboundFlow(lookup, services.router, services.tracker, settings.routing.ring_timeout,
+                       settings.routing.pop_wait)
+    services.agi = AgiServer(settings.agi, {"inbound": flow})
+    await services.agi.start()
+    yield
+    await services.agi.close()
+
+
+async def _simulator_ctx(app: web.Application):
+    services = app[SERVICES]
+    settings = services.settings
+    services.ami_secret = settings.ami.secret or secrets.token_urlsafe(16)
+    agi_url = settings.simulator.agi_url or f"agi://{_connect_host(settings.agi.host)}:{services.agi.port}/inbound"
+    services.simulator = SimulatedPbx(settings.ami.username, services.ami_secret, agi_url,
+                                      talk_limit=settings.simulator.talk_limit, patience=settings.simulator.patience)
+    await services.simulator.start(settings.simulator.ami_host, settings.simulator.ami_port)
+    yield
+    await services.simulator.close()
+
+
+async def _ami_ctx(app: web.Application):
+    services = app[SERVICES]
+    ami_settings = services.settings.ami
+    if services.simulator is not None:
+        ami_settings = replace(ami_settings, host=services.settings.simulator.ami_host,
+                               port=services.simulator.ami.port, secret=services.ami_secret)
+    services.ami = AmiClient(ami_settings)
+    services.ami.add_handler(services.tracker.handle)
+    services.console = ConsoleEvents(services.sio, app[SIGNER], services.sessions, services.router,
+                                 PbxCommands(services.ami), services.tracker)
+    await services.ami.start()
+    yield
+    await services.ami.close()
+
+
+async def _demo_traffic_ctx(app: web.Application):
+    services = app[SERVICES]
+    sim = services.settings.simulator
+    async with services.sessions() as session:
+        rows = (await session.execute(
+            select(ContactPoint.value, Customer.first_name, Customer.last_name).join(Customer)
+            .where(ContactPoint.kind == "phone").order_by(func.random()).limit(500))).all()
+    callers = [(r.value, f"{r.first_name} {r.last_name}") for r in rows]
+    task = asyncio.create_task(generate_calls(services.simulator, callers, sim.calls_per_minute,
+                                              sim.unknown_caller_share), name="demo-traffic")
+    yield
+    task.cancel()
+    await asyncio.gather(task, return_exceptions=True)
+
+
+async def _socketio_ctx(app: web.Application):
+    yield
+    services = app[SERVICES]
+    await services.notifier.drain()
+    await services.sio.shutdown()
+    manager = services.sio.manager
+    if isinstance(manager, socketio.AsyncRedisManager):
+        manager.thread.cancel()
+        await manager.pubsub.aclose()
+        await manager.redis.aclose()
+
+
+def _connect_host(bind_host: str) -> str:
+    return "127.0.0.1" if bind_host in ("0.0.0.0", "", "::") else bind_host

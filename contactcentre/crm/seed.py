@@ -1,0 +1,75 @@
+"""Demo and benchmark data: customers with phone numbers and some history."""
+
+from __future__ import annotations
+
+import random
+from collections.abc import Callable
+from datetime import UTC, datetime, timedelta
+
+from sqlalchemy import func, insert, select
+from sqlalchemy.ext.asyncio import async_sessionmaker
+
+from contactcentre.crm.models import ContactPoint, Customer, Interaction, ServiceTier
+
+FIRST = ["Jane", "John", "Amira", "Bogdan", "Chloe", "Dmitri", "Elena", "Farid", "Grace", "Hiro", "Ines", "Jonas",
+         "Kofi", "Lena", "Mateo", "Nadia", "Oscar", "Priya", "Quentin", "Rosa", "Sven", "Tomasz", "Uma", "Viktor",
+         "Wen", "Yara", "Zoe", "Aoife", "Bilal", "Carmen"]
+LAST = ["Smith", "Doe", "Haddad", "Novak", "Martin", "Ivanov", "Rossi", "Karimi", "Okafor", "Tanaka", "Garcia",
+        "Berg", "Mensah", "Schmidt", "Lopez", "Hassan", "Jensen", "Patel", "Dubois", "Silva", "Lindqvist",
+        "Kowalski", "Nair", "Petrov", "Chen", "Aziz", "Brown", "Murphy", "Khan", "Ortega"]
+TIERS = [ServiceTier.BASIC] * 6 + [ServiceTier.REACTIVE] * 3 + [ServiceTier.PROACTIVE]
+DISPOSITIONS = ["resolved", "follow-up", "escalated"]
+NOTES = ["Asked about the last invoice.", "Address changed.", "Router replaced under warranty.",
+         "Wants a call back about the upgrade.", "Complained about the wait; credited one month."]
+BATCH = 2000
+# Numbers are +44 20 7xxx xxxx (London), one per customer, counted up from here.
+PHONE_BASE = 442070000000
+
+
+def demo_phone(n: int) -> str:
+    return f"+{PHONE_BASE + n}"
+
+
+async def seed_customers(sessions: async_sessionmaker, count: int, *, rng: random.Random | None = None,
+                         history: bool = True, progress: Callable[[int], None] = lambda n: None) -> int:
+    """Add `count` customers, each with one phone number and (if `history`) 0-3 past calls."""
+    rng = rng or random.Random(7)
+    now = datetime.now(UTC)
+    async with sessions() as session:
+        start = (await session.scalar(select(func.max(Customer.id)))) or 0
+    done = 0
+    while done < count:
+        size = min(BATCH, count - done)
+        numbers = range(start + done + 1, start + done + size + 1)
+        customers = [{"account_number": f"AC{n:08d}", "first_name": rng.choice(FIRST),
+                      "last_name": rng.choice(LAST), "tier": rng.choice(TIERS),
+                      "created_at": now - timedelta(days=rng.randint(30, 3000))} for n in numbers]
+        async with sessions() as session, session.begin():
+            ids = (await session.scalars(insert(Customer).returning(Customer.id, sort_by_parameter_order=True),
+                                         customers)).all()
+            phones = [{"customer_id": i, "kind": "phone", "value": demo_phone(n)} for i, n in zip(ids, numbers)]
+            await session.execute(insert(ContactPoint), phones)
+            past = _history(rng, now, ids, numbers) if history else []
+            if past:
+                await session.execute(insert(Interaction), past)
+        done += size
+        progress(size)
+    return done
+
+
+def _history(rng: random.Random, now: datetime, ids, numbers) -> list[dict]:
+    past = []
+    for i, n in zip(ids, numbers):
+        for k in range(rng.randint(0, 3)):
+            arrived = now - timedelta(days=rng.randint(1, 400), minutes=rng.randint(0, 600))
+            past.append({"call_id": f"seed-{n}-{k}", "channel": "voice", "caller_number": demo_phone(n),
+                         "customer_id": i, "arrived_at": arrived, "offered_at": arrived,
+                         "answered_at": arrived + timedelta(seconds=20),
+                         "ended_at": arrived + timedelta(minutes=rng.randint(2, 15)),
+                         "disposition": rng.choice(DISPOSITIONS), "notes": rng.choice(NOTES)})
+    return past
+
+
+async def customer_count(sessions: async_sessionmaker) -> int:
+    async with sessions() as session:
+        return await session.scalar(select(func.count(Customer.id))) or 0

@@ -1,0 +1,269 @@
+"""AMI client living in asyncio: an asyncio transport feeds AmiParser.
+
+asterisk-ami's own AMIClient reads on a daemon thread with blocking 1 KiB
+reads; bench/ami_ingest.py measures it against this transport and
+docs/PERFORMANCE.md keeps the figures behind the choice. The package still
+writes our actions (see protocol.encode_action).
+
+Events are delivered on the event loop to the handlers given to `add_handler`.
+Actions are awaitable, matched to their response by ActionID, with a timeout.
+The link reconnects with exponential back-off and jitter; after each login the
+`on_connected` callbacks run (the tracker resyncs there).
+"""
+
+from __future__ import annotations
+
+import asyncio
+import itertools
+import logging
+import random
+from collections.abc import Awaitable, Callable, Mapping
+from enum import Enum
+
+from contactcentre.config import AmiSettings
+from contactcentre.telephony.ami.protocol import AmiMessage, AmiParser, encode_action
+
+log = logging.getLogger(__name__)
+
+EventHandler = Callable[[AmiMessage], None]
+
+
+class AmiError(Exception):
+    """Asterisk answered `Response: Error`; the message is Asterisk's own."""
+
+    def __init__(self, action: str, message: str):
+        super().__init__(f"{action}: {message}")
+        self.action = action
+        self.message = message
+
+
+class AmiNotConnected(ConnectionError):
+    pass
+
+
+class LinkStatus(str, Enum):
+    STARTING = "starting"
+    CONNECTED = "connected"
+    CONNECTING = "connecting"
+    LOGIN_FAILED = "login failed"
+    UNREACHABLE = "unreachable"
+    STOPPED = "stopped"
+
+
+class _AmiProtocol(asyncio.Protocol):
+    def __init__(self, client: AmiClient):
+        self._client = client
+        self._parser = AmiParser()
+        self.closed = asyncio.get_running_loop().create_future()
+
+    def data_received(self, data: bytes) -> None:
+        for message in self._parser.feed(data):
+            self._client._dispatch(message)
+
+    def connection_lost(self, exc: Exception | None) -> None:
+        if not self.closed.done():
+            self.closed.set_result(exc)
+
+
+class _Pending:
+    __slots__ = ("name", "future", "items", "is_list")
+
+    def __init__(self, name: str, future: asyncio.Future, is_list: bool):
+        self.name = name
+        self.future = future
+        self.items: list[AmiMessage] = []
+        self.is_list = is_list
+
+
+class AmiClient:
+    def __init__(self, settings: AmiSettings):
+        self.settings = settings
+        self.status = LinkStatus.STARTING
+        self.last_error = ""
+        self.banner = ""
+        self.events_received = 0
+        self._handlers: list[EventHandler] = []
+        self._on_connected: list[Callable[[], Awaitable[None]]] = []
+        self._transport: asyncio.Transport | None = None
+        self._protocol: _AmiProtocol | None = None
+        self._pending: dict[str, _Pending] = {}
+        self._ids = itertools.count(1)
+        self._prefix = f"cc-{random.getrandbits(32):08x}-"
+        self._runner: asyncio.Task | None = None
+        self._connected = asyncio.Event()
+
+    # -- wiring ---------------------------------------------------------------
+
+    def add_handler(self, handler: EventHandler) -> None:
+        self._handlers.append(handler)
+
+    def on_connected(self, callback: Callable[[], Awaitable[None]]) -> None:
+        self._on_connected.append(callback)
+
+    async def start(self) -> None:
+        """Keep the link up in the background; return once the first login is tried."""
+        first_try = asyncio.get_running_loop().create_future()
+        self._runner = asyncio.create_task(self._run(first_try), name="ami-link")
+        await first_try
+
+    async def close(self) -> None:
+        self.status = LinkStatus.STOPPED
+        if self._runner:
+            self._runner.cancel()
+            try:
+                await self._runner
+            except asyncio.CancelledError:
+                pass
+        self._drop_link(AmiNotConnected("AMI client closed"))
+
+    async def wait_connected(self, timeout: float) -> None:
+        async with asyncio.timeout(timeout):
+            await self._connected.wait()
+
+    # -- actions --------------------------------------------------------------
+
+    async def send(self, name: str, keys: Mapping[str, object] | None = None,
+                   variables: Mapping[str, object] | None = None,
+                   timeout: float | None = None) -> AmiMessage:
+        """Send one action and return its response; raise AmiError on `Response: Error`."""
+        pending = await self._submit(name, keys, variables, timeout, is_list=False)
+        return pending.future.result()
+
+    async def send_list(self, name: str, keys: Mapping[str, object] | None = None,
+                        timeout: float | None = None) -> list[AmiMessage]:
+        """Send a list action (CoreShowChannels, Status, ...) and return its item events."""
+        pending = await self._submit(name, keys, None, timeout, is_list=True)
+        return pending.items
+
+    async def _submit(self, name, keys, variables, timeout, is_list) -> _Pending:
+        if self._transport is None or self._transport.is_closing():
+            raise AmiNotConnected(f"{name}: the AMI link is down ({self.status.value})")
+        action_id = f"{self._prefix}{next(self._ids)}"
+        pending = _Pending(name, asyncio.get_running_loop().create_future(), is_list)
+        self._pending[action_id] = pending
+        self._transport.write(encode_action(name, action_id, keys, variables))
+        try:
+            async with asyncio.timeout(timeout or self.settings.action_timeout):
+                await pending.future
+        except TimeoutError:
+            raise TimeoutError(f"{name}: no response from the PBX within "
+                               f"{timeout or self.settings.action_timeout:g} s") from None
+        finally:
+            self._pending.pop(action_id, None)
+        return pending
+
+    # -- reading --------------------------------------------------------------
+
+    def _dispatch(self, message: AmiMessage) -> None:
+        if message.kind == "banner":
+            self.banner = message.name
+            return
+        action_id = message.get("ActionID")
+        pending = self._pending.get(action_id) if action_id else None
+        if pending is not None and self._settle(pending, message):
+            return
+        if message.kind == "event":
+            self.events_received += 1
+            for handler in self._handlers:
+                try:
+                    handler(message)
+                except Exception:
+                    log.exception("AMI event handler failed", extra={"event": message.name})
+        elif message.kind == "unknown":
+            log.debug("AMI message of unknown kind dropped: %r", message.headers[:3])
+
+    def _settle(self, pending: _Pending, message: AmiMessage) -> bool:
+        """Feed a message with our ActionID to its waiting action; True if consumed."""
+        future = pending.future
+        if future.done():
+            return message.kind != "event"
+        if message.kind == "response":
+            if message.name.lower() == "error":
+                future.set_exception(AmiError(pending.name, message.get("Message", "error")))
+            elif not pending.is_list or message.get("EventList", "").lower() != "start":
+                future.set_result(message)
+            return True
+        if pending.is_list and message.kind == "event":
+            if message.get("EventList", "").lower() == "complete":
+                future.set_result(message)
+            else:
+                pending.items.append(message)
+            return True
+        return False  # an event carrying our ActionID, e.g. OriginateResponse: a normal event
+
+    # -- link -----------------------------------------------------------------
+
+    async def _run(self, first_try: asyncio.Future) -> None:
+        delay = 0.5
+        while True:
+            closed = None
+            try:
+                closed = await self._connect_and_login()
+                delay = 0.5
+            except Exception as exc:  # any failure to connect: log once, back off
+                self._note_failure(exc)
+            if not first_try.done():
+                first_try.set_result(None)
+            if closed is not None:
+                exc = await closed
+                self._drop_link(AmiNotConnected("the AMI link was lost"))
+                if self.status is LinkStatus.STOPPED:
+                    return
+                self.status = LinkStatus.CONNECTING
+                log.warning("AMI link to %s:%s lost (%s); reconnecting", self.settings.host,
+                            self.settings.port, exc or "closed by the PBX")
+            sleep = min(delay, self.settings.reconnect_max_delay) * random.uniform(0.5, 1.5)
+            await asyncio.sleep(sleep)
+            delay = min(delay * 2, self.settings.reconnect_max_delay)
+
+    async def _connect_and_login(self) -> asyncio.Future:
+        loop = asyncio.get_running_loop()
+        async with asyncio.timeout(self.settings.connect_timeout):
+            transport, protocol = await loop.create_connection(
+                lambda: _AmiProtocol(self), self.settings.host, self.settings.port)
+        self._transport, self._protocol = transport, protocol
+        try:
+            await self.send("Login", {"Username": self.settings.username, "Secret": self.settings.secret,
+                                      "Events": "on"}, timeout=self.settings.connect_timeout)
+        except AmiError as exc:
+            self._drop_link(exc)
+            raise LoginFailed(exc.message) from None
+        except BaseException:
+            self._drop_link(AmiNotConnected("login did not finish"))
+            raise
+        self.status = LinkStatus.CONNECTED
+        self.last_error = ""
+        self._connected.set()
+        log.info("AMI connected to %s:%s (%s)", self.settings.host, self.settings.port, self.banner)
+        for callback in self._on_connected:
+            try:
+                await callback()
+            except Exception:
+                log.exception("AMI on-connected callback failed")
+        return protocol.closed
+
+    def _note_failure(self, exc: BaseException) -> None:
+        where = f"{self.settings.host}:{self.settings.port}"
+        if isinstance(exc, LoginFailed):
+            status, text = LinkStatus.LOGIN_FAILED, f"AMI login to {where} as {self.settings.username!r} refused: {exc}"
+        elif isinstance(exc, TimeoutError):
+            status, text = LinkStatus.UNREACHABLE, f"AMI at {where} did not answer within {self.settings.connect_timeout:g} s"
+        else:
+            status, text = LinkStatus.UNREACHABLE, f"AMI at {where} unreachable: {exc}"
+        if text != self.last_error:  # one line per new problem, not one per retry
+            log.error(text)
+        self.status, self.last_error = status, text
+
+    def _drop_link(self, exc: Exception) -> None:
+        self._connected.clear()
+        if self._transport is not None:
+            self._transport.close()
+        self._transport = self._protocol = None
+        for pending in self._pending.values():
+            if not pending.future.done():
+                pending.future.set_exception(exc)
+        self._pending.clear()
+
+
+class LoginFailed(Exception):
+    pass

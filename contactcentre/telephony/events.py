@@ -1,0 +1,50 @@
+"""Domain events the telephony layer publishes on the bus.
+
+Raw AMI headers stop in telephony/: these carry what routing and the store
+need, named as the contact centre names it.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+
+@dataclass(frozen=True, slots=True)
+class CallArrived:
+    call_id: str
+    channel: str
+    caller_number: str
+    caller_name: str
+    at: float
+
+
+@dataclass(frozen=True, slots=True)
+class AgentLegRinging:
+    call_id: str
+    device: str
+    channel: str
+    at: float
+
+
+@dataclass(frozen=True, slots=True)
+class AgentLegAnswered:
+    call_id: str
+    device: str
+    channel: str
+    at: float
+
+
+@dataclass(frozen=True, slots=True)
+class AgentLegEnded:
+    call_id: str
+    device: str
+    channel: str
+    cause: int
+    at: float
+
+
+@dataclass(frozen=True, slots=True)
+class CallEnded:
+    call_id: str
+    cause: int
+    at: float

@@ -1,0 +1,212 @@
+"""The simulator's FastAGI client: Asterisk's side of agi://host:4573/script.
+
+Speaks as ../shared/ami-captures/agi-ivr.agi.txt shows: the agi_* environment
+and an empty line, then one reply per command; `HANGUP` alone on a line once
+the caller is gone (before the next reply when a command was running), 511
+for media commands on a dead channel, 510 for unknown commands, and a 520-
+usage block for a command without its arguments.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+import random
+import shlex
+import threading
+from typing import TYPE_CHECKING
+from urllib.parse import urlsplit
+
+from contactcentre.telephony.agi.protocol import MAX_LINE_BYTES
+
+if TYPE_CHECKING:
+    from contactcentre.telephony.simulator.pbx import SimCall
+
+log = logging.getLogger(__name__)
+
+# Commands res_agi lets run on a dead channel; the rest answer 511.
+DEAD_OK = {"GET VARIABLE", "GET FULL VARIABLE", "SET VARIABLE", "NOOP", "VERBOSE", "HANGUP", "EXEC",
+           "CHANNEL STATUS", "DATABASE GET", "DATABASE PUT", "DATABASE DEL"}
+USAGE = {
+    "STREAM FILE": "Send the given file, allowing playback to be interrupted by the given digits, if any. Returns "
+                   "<literal>0</literal> if playback completes without a digit being pressed, or the ASCII numerical "
+                   "value of the digit if one was pressed, or <literal>-1</literal> on error or if the channel was "
+                   "disconnected.",
+    "GET DATA": "Stream the given file, and receive DTMF data. Returns the digits received from the channel at the "
+                "other end.",
+    "EXEC": "Executes <replaceable>application</replaceable> with given <replaceable>options</replaceable>.",
+    "SET VARIABLE": "Sets a variable to the current channel.",
+    "GET VARIABLE": "Returns <literal>0</literal> if <replaceable>variablename</replaceable> is not set.",
+}
+COMMANDS = ("GET FULL VARIABLE", "GET VARIABLE", "SET VARIABLE", "STREAM FILE", "GET DATA", "WAIT FOR DIGIT",
+            "SAY DIGITS", "SAY NUMBER", "CHANNEL STATUS", "DATABASE GET", "DATABASE PUT", "DATABASE DEL",
+            "ANSWER", "HANGUP", "NOOP", "VERBOSE", "EXEC")
+SHORT_MEDIA = 0.05  # seconds a simulated prompt plays: long enough to be a real wait, short for tests
+
+
+async def run_agi(call: SimCall) -> str:
+    """Run the FastAGI session of `call`; return AGISTATUS (SUCCESS, HANGUP or FAILURE)."""
+    url = urlsplit(call.pbx.agi_url)
+    try:
+        reader, writer = await asyncio.open_connection(url.hostname, url.port or 4573, limit=MAX_LINE_BYTES)
+    except OSError as exc:
+        log.warning("FastAGI server %s unreachable: %s", call.pbx.agi_url, exc)
+        return "FAILURE"
+    session = _AgiPeer(call, reader, writer, url.path.lstrip("/"))
+    try:
+        return await session.serve()
+    finally:
+        writer.close()
+
+
+class _AgiPeer:
+    def __init__(self, call: SimCall, reader: asyncio.StreamReader, writer: asyncio.StreamWriter, script: str):
+        self.call = call
+        self.reader = reader
+        self.writer = writer
+        self.script = script
+        self.notified = False
+        self._ran_when_gone = False
+
+    async def serve(self) -> str:
+        self.writer.write(self._environment())
+        gone = asyncio.ensure_future(self.call.gone.wait())
+        read: asyncio.Task | None = None
+        try:
+            while True:
+                if read is None:
+                    read = asyncio.ensure_future(self.reader.readline())
+                waits = {read} if self.notified else {read, gone}
+                done, _ = await asyncio.wait(waits, return_when=asyncio.FIRST_COMPLETED)
+                if read not in done:
+                    self._notify_hangup()  # idle when the caller left: Asterisk says so at once
+                    continue
+                line, read = read.result(), None
+                if not line:
+                    return "HANGUP" if self.call.gone.is_set() else "SUCCESS"
+                reply = await self._execute(line.decode("utf-8", errors="replace").strip())
+                if self._ran_when_gone and not self.notified:
+                    self._notify_hangup()
+                self.writer.write(reply.encode())
+                await self.writer.drain()
+        except (ConnectionError, asyncio.LimitOverrunError, ValueError):
+            return "HANGUP" if self.call.gone.is_set() else "SUCCESS"
+        finally:
+            gone.cancel()
+            if read is not None:
+                read.cancel()
+
+    def _notify_hangup(self) -> None:
+        self.notified = True
+        self.writer.write(b"HANGUP\n")
+
+    def _environment(self) -> bytes:
+        caller = self.call.caller
+        env = [
+            ("agi_network", "yes"), ("agi_network_script", self.script), ("agi_request", self.call.pbx.agi_url),
+            ("agi_channel", caller.name), ("agi_language", "en"), ("agi_type", "PJSIP"),
+            ("agi_uniqueid", caller.uniqueid), ("agi_version", "22.10.1"),
+            ("agi_callerid", caller.caller_num or "unknown"), ("agi_calleridname", caller.caller_name or "unknown"),
+            ("agi_callingpres", "0"), ("agi_callingani2", "0"), ("agi_callington", "0"), ("agi_callingtns", "0"),
+            ("agi_dnid", self.call.did), ("agi_rdnis", "unknown"), ("agi_context", caller.context),
+            ("agi_extension", caller.exten), ("agi_priority", str(caller.priority)), ("agi_enhanced", "0.0"),
+            ("agi_accountcode", ""), ("agi_threadid", str(threading.get_ident())),
+        ]
+        return "".join(f"{k}: {v}\n" for k, v in env).encode() + b"\n"
+
+    async def _execute(self, line: str) -> str:
+        """One command, with the AGIExecStart/End events Asterisk sends around it."""
+        self._ran_when_gone = self.call.gone.is_set()
+        command, args = _split(line)
+        if command is None:
+            return "510 Invalid or unknown command\n"
+        if self.call.gone.is_set() and command not in DEAD_OK:
+            return "511 Command Not Permitted on a dead channel or intercept routine\n"
+        command_id = str(random.getrandbits(31))
+        pbx, caller = self.call.pbx, self.call.caller
+        pbx.channel_event("AGIExecStart", caller, ("CommandId", command_id), ("Command", line), privilege="agi,all")
+        reply = await self._run(command, args)
+        code = reply[:3]
+        result = "Success" if code == "200" else ("Usage" if code == "520" else "Failure")
+        pbx.channel_event("AGIExecEnd", caller, ("CommandId", command_id), ("Command", line),
+                          ("ResultCode", code), ("Result", result), privilege="agi,all")
+        return reply
+
+    async def _run(self, command: str, args: list[str]) -> str:
+        call = self.call
+        variables = call.caller.variables
+        needs = {"STREAM FILE": 1, "GET DATA": 1, "EXEC": 1, "SET VARIABLE": 2, "GET VARIABLE": 1,
+                 "GET FULL VARIABLE": 1, "WAIT FOR DIGIT": 1, "SAY DIGITS": 1, "SAY NUMBER": 1}
+        if len(args) < needs.get(command, 0):
+            usage = USAGE.get(command, "See the AGI documentation.")
+            return f"520-Invalid command syntax.  Proper usage follows:\n{usage}\n520 End of proper usage.\n"
+        if command == "ANSWER":
+            call.answer()
+            return "200 result=0\n"
+        if command == "HANGUP":
+            call.caller_hangup()
+            return "200 result=1\n"
+        if command in ("NOOP", "SAY DIGITS", "SAY NUMBER"):
+            return "200 result=0\n"
+        if command == "VERBOSE":
+            return "200 result=1\n"
+        if command == "CHANNEL STATUS":
+            return f"200 result={call.caller.state}\n"
+        if command == "SET VARIABLE":
+            variables[args[0]] = args[1]
+            call.pbx.channel_event("VarSet", call.caller, ("Variable", args[0]), ("Value", args[1]),
+                                   privilege="dialplan,all")
+            return "200 result=1\n"
+        if command in ("GET VARIABLE", "GET FULL VARIABLE"):
+            value = variables.get(args[0].strip("${}"))
+            return f"200 result=1 ({value})\n" if value is not None else "200 result=0\n"
+        if command.startswith("DATABASE"):
+            return "200 result=0\n"
+        if command == "STREAM FILE":
+            return await self._play(endpos=8000)
+        if command == "GET DATA":
+            return "200 result= (timeout)\n" if not call.gone.is_set() else "200 result=-1\n"
+        if command == "WAIT FOR DIGIT":
+            return "200 result=0\n"
+        return await self._exec(args[0], args[1] if len(args) > 1 else "")
+
+    async def _play(self, endpos: int | None = None) -> str:
+        try:
+            await asyncio.wait_for(self.call.gone.wait(), SHORT_MEDIA)
+            result = -1
+        except TimeoutError:
+            result = 0
+        return f"200 result={result}" + (f" endpos={endpos}" if endpos is not None else "") + "\n"
+
+    async def _exec(self, application: str, data: str) -> str:
+        call = self.call
+        app = application.lower()
+        if call.gone.is_set():
+            return "200 result=-1\n"
+        if app == "startmusiconhold":
+            call.start_moh(data or "default")
+            return "200 result=0\n"
+        if app == "stopmusiconhold":
+            call.stop_moh()
+            return "200 result=0\n"
+        if app == "playback":
+            return await self._play()
+        if app == "dial":
+            parts = data.split(",")
+            timeout = float(parts[1]) if len(parts) > 1 and parts[1] else 3600.0
+            result, status = await call.dial(parts[0], timeout)
+            call.caller.variables["DIALSTATUS"] = status
+            return f"200 result={result}\n"
+        return "200 result=-2\n"  # Asterisk: application not found
+
+
+def _split(line: str) -> tuple[str | None, list[str]]:
+    upper = line.upper()
+    for command in COMMANDS:
+        if upper == command or upper.startswith(command + " "):
+            rest = line[len(command):].strip()
+            try:
+                return command, shlex.split(rest) if rest else []
+            except ValueError:
+                return command, rest.split()
+    return None, []
