@@ -227,11 +227,13 @@ class SimCall:
         pbx, caller = self.pbx, self.caller
         patience = asyncio.get_running_loop().call_later(self.patience, self._lose_patience)
         try:
-            self._newexten(1, "NoOp", f"Inbound call from {caller.caller_num}")
+            # The dialplan of config/asterisk/extensions.conf, context from-carrier.
+            self._newexten(1, "NoOp", f"Inbound call to {self.did} from {caller.caller_num}")
             self._newexten(2, "AGI", pbx.agi_url)
             status = await run_agi(self)
-            self._newexten(3, "NoOp", f"AGI returned {status}")
-            self._newexten(4, "Hangup", "")
+            self._newexten(3, "NoOp", f"FastAGI ended: AGISTATUS={status}")
+            self._newexten(4, "GotoIf", f'$["{status}" = "FAILURE"]?fallback')
+            self._newexten(5, "Hangup", "")
             if not self.gone.is_set():
                 pbx.channel_event("SoftHangupRequest", caller, ("Cause", "16"))
                 self.gone.set()

@@ -1,0 +1,109 @@
+"""The AMI client and FastAGI server against the simulator, over real sockets."""
+
+import asyncio
+
+import pytest
+
+from contactcentre.config import AgiSettings, AmiSettings
+from contactcentre.telephony.agi.server import AgiServer
+from contactcentre.telephony.ami.client import AmiClient, AmiError, LinkStatus
+from contactcentre.telephony.simulator.pbx import SimulatedPbx
+
+
+@pytest.fixture
+async def pbx():
+    sim = SimulatedPbx("cc", "s3cret", "agi://127.0.0.1:9/inbound")
+    await sim.start("127.0.0.1", 0)
+    yield sim
+    await sim.close()
+
+
+def ami_settings(port: int, secret: str = "s3cret") -> AmiSettings:
+    return AmiSettings(host="127.0.0.1", port=port, username="cc", secret=secret, connect_timeout=2,
+                       action_timeout=2, reconnect_max_delay=0.5)
+
+
+async def test_login_failure_gives_a_clear_status_and_line(pbx, caplog):
+    client = AmiClient(ami_settings(pbx.ami.port, secret="wrong"))
+    await client.start()
+    assert client.status is LinkStatus.LOGIN_FAILED
+    assert "AMI login to 127.0.0.1" in client.last_error and "Authentication failed" in client.last_error
+    await client.close()
+
+
+async def test_refused_port_is_reported_unreachable():
+    client = AmiClient(ami_settings(1))
+    await client.start()
+    assert client.status is LinkStatus.UNREACHABLE
+    assert "unreachable" in client.last_error
+    await client.close()
+
+
+async def test_unknown_action_raises_with_asterisks_message(pbx):
+    client = AmiClient(ami_settings(pbx.ami.port))
+    await client.start()
+    with pytest.raises(AmiError, match="Invalid/unknown command: FlyToTheMoon"):
+        await client.send("FlyToTheMoon", {"Destination": "Moon"})
+    assert (await client.send("Ping")).get("Ping") == "Pong"
+    await client.close()
+
+
+async def test_list_action_returns_every_item_up_to_complete(pbx):
+    client = AmiClient(ami_settings(pbx.ami.port))
+    await client.start()
+    pbx.place_call("+441632960101", "Jane Smith")  # its AGI server is down: the call still exists a moment
+    pbx.place_call("+441632960102", "John Doe")
+    items = await client.send_list("CoreShowChannels")
+    assert sorted(i.get("CallerIDNum") for i in items) == ["+441632960101", "+441632960102"]
+    await client.close()
+
+
+async def test_the_client_reconnects_when_the_pbx_drops_the_link(pbx):
+    client = AmiClient(ami_settings(pbx.ami.port))
+    connects = []
+
+    async def connected():
+        connects.append(client.status)
+
+    client.on_connected(connected)
+    await client.start()
+    for session in list(pbx.ami.sessions):
+        session.close()
+    async with asyncio.timeout(5):
+        while len(connects) < 2:
+            await asyncio.sleep(0.02)
+    assert client.status is LinkStatus.CONNECTED
+    await client.close()
+
+
+async def test_fastagi_refuses_garbage_and_counts_it():
+    server = AgiServer(AgiSettings(host="127.0.0.1", port=0, command_timeout=2), {})
+    await server.start()
+    reader, writer = await asyncio.open_connection("127.0.0.1", server.port)
+    writer.write(b"GET / HTTP/1.1\r\nHost: x\r\n\r\n")
+    await writer.drain()
+    assert await asyncio.wait_for(reader.read(), 3) == b""
+    assert server.protocol_errors == 1
+    writer.close()
+    await server.close()
+
+
+async def test_fastagi_session_sees_the_hangup_notice_and_commands_fail_cleanly():
+    got = asyncio.get_running_loop().create_future()
+
+    async def script(session):
+        await session.answer()
+        await session.hung_up.wait()
+        got.set_result(await session.get_variable("DIALSTATUS"))
+
+    server = AgiServer(AgiSettings(host="127.0.0.1", port=0, command_timeout=2), {"inbound": script})
+    await server.start()
+    sim = SimulatedPbx("cc", "s", f"agi://127.0.0.1:{server.port}/inbound")
+    await sim.start("127.0.0.1", 0)
+    call = sim.place_call("+441632960101", "Jane Smith")
+    await asyncio.sleep(0.2)
+    call.caller_hangup()
+    assert await asyncio.wait_for(got, 3) is None
+    await asyncio.wait_for(call.finished.wait(), 3)
+    await sim.close()
+    await server.close()

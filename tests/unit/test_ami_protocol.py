@@ -1,0 +1,85 @@
+from collections import Counter
+
+import pytest
+from hypothesis import given, settings
+from hypothesis import strategies as st
+
+from contactcentre.telephony.ami.protocol import MAX_MESSAGE_BYTES, AmiParser, encode_action, iter_messages
+from tests.captures import AMI_CAPTURES, capture
+
+
+def test_every_capture_is_found():
+    assert len(AMI_CAPTURES) == 8
+
+
+@pytest.mark.parametrize("name", AMI_CAPTURES)
+def test_every_capture_parses_into_banner_responses_and_events(name):
+    data = capture(name)
+    messages = list(iter_messages(data))
+    kinds = Counter(m.kind for m in messages)
+    assert messages[0].kind == "banner" and messages[0].name == "Asterisk Call Manager/11.0.0"
+    assert kinds["unknown"] == 0
+    assert kinds["event"] + kinds["response"] + 1 == len(messages)
+    assert kinds["event"] == data.count(b"\r\nEvent: ") + data.startswith(b"Event: ")
+
+
+def test_empty_values_are_kept():
+    newchannel = next(m for m in iter_messages(capture("queue-basic.ami")) if m.name == "Newchannel")
+    assert ("AccountCode", "") in newchannel.headers
+    assert newchannel.get("AccountCode") == ""
+
+
+def test_repeated_headers_are_all_kept():
+    response = next(m for m in iter_messages(capture("resync.ami"))
+                    if m.kind == "response" and len(m.get_all("Output")) > 1)
+    outputs = response.get_all("Output")
+    assert outputs[0].startswith("support has")
+    assert len(outputs) > 3
+
+
+def test_error_response_keeps_asterisks_message():
+    errors = [m for m in iter_messages(capture("resync.ami")) if m.kind == "response" and m.name == "Error"]
+    assert "Invalid/unknown command: FlyToTheMoon. Use Action: ListCommands to show available commands." in [
+        m.get("Message") for m in errors]
+
+
+@settings(max_examples=60, deadline=None)
+@given(st.lists(st.integers(min_value=1, max_value=len(capture("agi-ivr.ami")) - 1), max_size=40))
+def test_any_split_of_a_capture_parses_to_the_same_messages(cuts):
+    data = capture("agi-ivr.ami")
+    whole = [(m.kind, m.name, m.headers) for m in iter_messages(data)]
+    parser = AmiParser()
+    pieces, last = [], 0
+    for cut in sorted(set(cuts)):
+        pieces.append(data[last:cut])
+        last = cut
+    pieces.append(data[last:])
+    split = [(m.kind, m.name, m.headers) for piece in pieces for m in parser.feed(piece)]
+    assert split == whole[: len(split)] and len(whole) - len(split) <= 1
+
+
+@settings(max_examples=200, deadline=None)
+@given(st.binary(max_size=4096))
+def test_random_bytes_never_crash_the_parser(data):
+    parser = AmiParser()
+    for message in parser.feed(data):
+        assert message.kind in ("banner", "event", "response", "action", "unknown")
+
+
+def test_a_message_without_end_is_cut_at_the_limit_and_counted():
+    parser = AmiParser(expect_banner=False)
+    assert parser.feed(b"Event: Flood\r\nX: " + b"y" * (MAX_MESSAGE_BYTES + 10)) == []
+    assert parser.oversized == 1
+    assert [m.name for m in parser.feed(b"\r\n\r\nEvent: Next\r\n\r\n")] == ["Next"]
+
+
+def test_invalid_utf8_is_replaced_and_counted():
+    parser = AmiParser(expect_banner=False)
+    (message,) = parser.feed(b"Event: Newchannel\r\nCallerIDName: Ren\xe9\r\n\r\n")
+    assert message.get("CallerIDName") == "Ren\ufffd"
+    assert parser.undecodable == 1
+
+
+def test_actions_are_written_by_the_asterisk_ami_package_with_our_action_id():
+    wire = encode_action("PJSIPNotify", "cc-1", {"Endpoint": "agent1"}, {"Event": "talk"})
+    assert wire == b"Action: PJSIPNotify\r\nActionID: cc-1\r\nEndpoint: agent1\r\nVariable: Event=talk\r\n\r\n"
