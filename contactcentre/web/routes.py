@@ -21,6 +21,7 @@ VENDOR_FILES = {
     "socket.io.min.js": WEB_DIR / "node_modules" / "socket.io-client" / "dist" / "socket.io.min.js",
 }
 MAX_LOGIN_FIELD = 200
+IDENTITY = web.RequestKey("identity", Identity)
 
 
 def templates() -> Environment:
@@ -46,7 +47,7 @@ def require_role(*roles: Role):
                 raise web.HTTPFound("/login")
             if identity.role not in roles:
                 raise web.HTTPForbidden(text=f"this page needs the role {' or '.join(r.value for r in roles)}")
-            request["identity"] = identity
+            request[IDENTITY] = identity
             return await handler(request)
         return wrapped
     return decorate
@@ -88,7 +89,7 @@ async def logout(request: web.Request) -> web.StreamResponse:
 
 @require_role(Role.AGENT)
 async def console(request: web.Request) -> web.Response:
-    agent = await get_agent(request.app[SERVICES].sessions, request["identity"].user_id)
+    agent = await get_agent(request.app[SERVICES].sessions, request[IDENTITY].user_id)
     if agent is None:
         raise web.HTTPFound("/login")
     return render(request, "console.html", agent=agent, dispositions=request.app[SERVICES].router.dispositions)
