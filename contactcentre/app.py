@@ -23,14 +23,15 @@ from contactcentre.crm.screenpop import ScreenPopLookup
 from contactcentre.crm.store import create_engine, session_factory, upgrade
 from contactcentre.routing.inbound import InboundFlow
 from contactcentre.routing.service import QueueRouter
+from contactcentre.services import Services
 from contactcentre.telephony.agi.server import AgiServer
 from contactcentre.telephony.ami.client import AmiClient
 from contactcentre.telephony.commands import PbxCommands
+from contactcentre.telephony.recorder import FlightRecorder
 from contactcentre.telephony.simulator.pbx import SimulatedPbx
 from contactcentre.telephony.simulator.traffic import generate_calls
 from contactcentre.telephony.tracker import CallTracker
 from contactcentre.web.auth import SessionSigner
-from contactcentre.services import Services
 from contactcentre.web.keys import SERVICES, SETTINGS, SIGNER, TEMPLATES
 from contactcentre.web.realtime import ConsoleEvents, SocketNotifier
 from contactcentre.web.routes import add_routes, templates
@@ -120,12 +121,17 @@ async def _ami_ctx(app: web.Application):
         ami_settings = replace(ami_settings, host=services.settings.simulator.ami_host,
                                port=services.simulator.ami.port, secret=services.ami_secret)
     services.ami = AmiClient(ami_settings)
+    if ami_settings.record_file:
+        services.ami.recorder = FlightRecorder(ami_settings.record_file)
     services.ami.add_handler(services.tracker.handle)
+    services.ami.on_connected(lambda: services.tracker.resync(services.ami))
     services.console = ConsoleEvents(services.sio, app[SIGNER], services.sessions, services.router,
                                  PbxCommands(services.ami), services.tracker)
     await services.ami.start()
     yield
     await services.ami.close()
+    if services.ami.recorder is not None:
+        services.ami.recorder.close()
 
 
 async def _demo_traffic_ctx(app: web.Application):

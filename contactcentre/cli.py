@@ -1,10 +1,11 @@
-"""The `contactcentre` command: demo, serve, db upgrade, seed, agent add."""
+"""The `contactcentre` command: demo, serve, db upgrade, seed, record, replay, agent add."""
 
 from __future__ import annotations
 
 import argparse
 import asyncio
 import getpass
+import json
 import logging
 import secrets
 import sys
@@ -65,6 +66,17 @@ def _parser() -> argparse.ArgumentParser:
     seed.add_argument("--no-history", action="store_true", help="no past interactions")
     seed.set_defaults(run=_seed)
 
+    record = commands.add_parser("record", help="flight recorder: write the raw AMI stream with receive times")
+    record.add_argument("file", type=Path)
+    record.add_argument("--seconds", type=_positive, default=None, help="stop after this long (default: Ctrl+C)")
+    record.set_defaults(run=_record)
+
+    replay = commands.add_parser("replay", help="rebuild calls and the day's figures from AMI recordings or captures")
+    replay.add_argument("files", type=Path, nargs="+", metavar="FILE",
+                        help="recordings or raw captures; several replay as one day with reconnects between")
+    replay.add_argument("--json", action="store_true", help="print one JSON object")
+    replay.set_defaults(run=_replay)
+
     agent = commands.add_parser("agent", help="console users")
     agent_commands = agent.add_subparsers(title="agent commands", metavar="ACTION")
     add = agent_commands.add_parser("add", help="add a user; the password is asked for (or read from stdin)")
@@ -117,6 +129,52 @@ async def _seed_async(url: str, count: int, history: bool) -> None:
                                  progress=lambda n: bar.advance(task, n))
     finally:
         await engine.dispose()
+
+
+def _replay(settings: Settings, args: argparse.Namespace) -> int:
+    from contactcentre.telephony.recorder import RecordingError, replay
+
+    for path in args.files:
+        if not path.is_file():
+            print(f"contactcentre: replay: {path}: no such file", file=sys.stderr)
+            return 2
+    try:
+        result = replay(args.files)
+    except RecordingError as exc:
+        print(f"contactcentre: replay: {exc}", file=sys.stderr)
+        return 2
+    if args.json:
+        print(json.dumps(result.as_dict(), sort_keys=True))
+        return 0
+    print(f"{result.events} events: {result.calls} inbound calls, {result.answered} answered, "
+          f"{result.abandoned} abandoned")
+    for agent, count in result.agents.items():
+        print(f"  {agent}: {count} calls")
+    if result.unknown_events:
+        print("events without a model (kept and counted): "
+              + ", ".join(f"{name} {count}" for name, count in result.unknown_events.items()))
+    return 0
+
+
+def _record(settings: Settings, args: argparse.Namespace) -> int:
+    asyncio.run(_record_async(settings, args.file, args.seconds))
+    return 0
+
+
+async def _record_async(settings: Settings, path: Path, seconds: int | None) -> None:
+    from contactcentre.telephony.ami.client import AmiClient
+    from contactcentre.telephony.recorder import FlightRecorder
+
+    client = AmiClient(settings.ami)
+    client.recorder = FlightRecorder(path)
+    try:
+        await client.start()
+        print(f"recording AMI from {settings.ami.host}:{settings.ami.port} into {path} ({client.status.value})",
+              file=sys.stderr)
+        await asyncio.sleep(seconds if seconds else float("inf"))
+    finally:
+        await client.close()
+        client.recorder.close()
 
 
 def _agent_add(settings: Settings, args: argparse.Namespace) -> int:

@@ -48,6 +48,7 @@ class AmiSettings:
     connect_timeout: float = 5.0
     action_timeout: float = 5.0
     reconnect_max_delay: float = 30.0
+    record_file: str = ""
 
 
 @dataclass(frozen=True)

@@ -26,9 +26,9 @@ from contactcentre.crm.models import Role
 from contactcentre.crm.store import create_engine, session_factory, upgrade
 from contactcentre.services import Services
 from contactcentre.web.keys import SERVICES
+from tests.support import PASSWORD
 
 POSTGRES_URL = os.environ.get("CC_TEST_POSTGRES_URL", "postgresql+asyncpg://postgres@127.0.0.1:5432/test")
-PASSWORD = "correct horse battery"
 
 
 async def _postgres_reason() -> str | None:

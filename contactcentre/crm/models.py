@@ -9,7 +9,7 @@ from __future__ import annotations
 import enum
 from datetime import datetime
 
-from sqlalchemy import DateTime, Enum, ForeignKey, Index, String, Text, UniqueConstraint
+from sqlalchemy import JSON, DateTime, Enum, ForeignKey, Index, String, Text, UniqueConstraint
 from sqlalchemy.orm import DeclarativeBase, Mapped, mapped_column, relationship
 
 
@@ -106,6 +106,8 @@ class Interaction(Base):
     ended_at: Mapped[datetime | None] = mapped_column(DateTime(timezone=True))
     disposition: Mapped[str | None] = mapped_column(String(64))
     notes: Mapped[str | None] = mapped_column(Text)
+    end_reason: Mapped[str | None] = mapped_column(String(64))  # when the hang-up itself was not seen
+    timeline: Mapped[list | None] = mapped_column(JSON)  # [[ms since arrival, AMI event, channel], ...]
 
     customer: Mapped[Customer | None] = relationship()
     agent: Mapped[Agent | None] = relationship()

@@ -215,6 +215,8 @@ class QueueRouter:
             offered_at=_dt(call.offered_at),
             answered_at=_dt(call.answered_at),
             ended_at=_dt(call.ended_at),
+            end_reason=event.reason or None,
+            timeline=[[round((t - call.arrived_at) * 1000), name, channel] for t, name, channel in event.timeline],
         )
         if not (agent and agent.call_id == call.call_id and agent.status is AgentState.WRAP_UP):
             self.calls.pop(call.call_id, None)

@@ -48,3 +48,5 @@ class CallEnded:
     call_id: str
     cause: int
     at: float
+    reason: str = ""  # set when we did not see the hang-up, e.g. while the PBX link was down
+    timeline: tuple[tuple[float, str, str], ...] = ()  # (time, AMI event, channel) as the tracker saw them

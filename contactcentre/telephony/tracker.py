@@ -1,10 +1,15 @@
-"""Turns AMI channel events into Calls keyed by Linkedid.
+"""Turns AMI events into Calls keyed by Linkedid, and knows who talked to whom.
 
 Every channel Asterisk creates for one inbound call (the trunk leg, the agent
-leg it dials) shares the Linkedid of the first channel; that is our call id.
-The tracker keeps each call's channels and timeline and publishes domain
-events on the bus. It never blocks: one AMI event is one dict lookup and a few
-assignments.
+legs it dials, the Local pairs of transfers and queue members) shares the
+Linkedid of the first channel; that is our call id. A call is *handled* by an
+agent leg when that leg and the caller's channel are joined, through bridges
+and Local channel pairs, at some moment: so a consultation the caller never
+heard does not count, and a Local/2001@agents/n queue member collapses into
+one leg with the phone it dials.
+
+The tracker publishes domain events on the bus and never blocks: each AMI
+event is a few dict operations.
 """
 
 from __future__ import annotations
@@ -12,10 +17,11 @@ from __future__ import annotations
 import logging
 import time
 from collections import Counter
-from collections.abc import Callable
+from collections.abc import Callable, Iterable
 from dataclasses import dataclass, field
 
 from contactcentre.bus import Bus
+from contactcentre.telephony.ami import events as ev
 from contactcentre.telephony.ami.protocol import AmiMessage
 from contactcentre.telephony.events import (
     AgentLegAnswered,
@@ -27,15 +33,23 @@ from contactcentre.telephony.events import (
 
 log = logging.getLogger(__name__)
 
+STATE_RING = 4
 STATE_RINGING = 5
 STATE_UP = 6
+LINK_DOWN_REASON = "ended while the PBX link was down"
+TIMELINE_EVENTS = {"Newchannel", "Newstate", "DialBegin", "DialEnd", "BridgeEnter", "BridgeLeave", "Hold", "Unhold",
+                   "BlindTransfer", "AttendedTransfer", "HangupRequest", "Hangup"}
 
 
 def device_of(channel: str) -> str:
-    """`PJSIP/agent1-0000002a` -> `PJSIP/agent1`; Local channels keep their `;n` free name."""
+    """`PJSIP/agent1-0000002a` -> `PJSIP/agent1`; `Local/2003@xfer-00000000;1` -> `Local/2003@xfer`."""
     base = channel.split(";", 1)[0]
     head, sep, tail = base.rpartition("-")
     return head if sep and tail and all(c in "0123456789abcdef" for c in tail) else base
+
+
+def is_local(channel: str) -> bool:
+    return channel.startswith("Local/")
 
 
 @dataclass(slots=True)
@@ -58,8 +72,13 @@ class Call:
     started_at: float
     caller_number: str
     caller_name: str
+    inbound: bool
     channels: dict[str, Channel] = field(default_factory=dict)
     timeline: list[tuple[float, str, str]] = field(default_factory=list)  # (time, event, channel)
+    handled_by: list[str] = field(default_factory=list)  # agent legs that talked to the caller, in order
+    caller_hung_up: bool = False
+    ended_at: float | None = None
+    end_reason: str = ""
 
     @property
     def caller_channel(self) -> Channel | None:
@@ -72,87 +91,278 @@ class Call:
         return None
 
 
+@dataclass
+class CallStats:
+    """What the day's calls came to: the figures `replay --json` prints."""
+
+    calls: int = 0
+    answered: int = 0
+    abandoned: int = 0
+    agents: Counter = field(default_factory=Counter)
+
+    def add(self, call: Call) -> None:
+        if not call.inbound:
+            return
+        self.calls += 1
+        if call.handled_by:
+            self.answered += 1
+            self.agents.update(set(call.handled_by))
+        elif call.caller_hung_up or call.end_reason == LINK_DOWN_REASON:
+            self.abandoned += 1
+
+
 class CallTracker:
     def __init__(self, bus: Bus, clock: Callable[[], float] = time.time):
         self.bus = bus
         self.clock = clock
         self.calls: dict[str, Call] = {}
-        self._channel_call: dict[str, str] = {}  # uniqueid -> call id
+        self.stats = CallStats()
         self.event_counts: Counter[str] = Counter()
-        self._handlers = {
-            "Newchannel": self._on_newchannel,
-            "Newstate": self._on_newstate,
-            "Hangup": self._on_hangup,
+        self.unknown_events: Counter[str] = Counter()
+        self._channels: dict[str, Channel] = {}  # uniqueid -> channel, every live channel
+        self._by_name: dict[str, str] = {}  # channel name -> uniqueid
+        self._bridges: dict[str, set[str]] = {}  # bridge id -> uniqueids in it
+        self._bridge_of: dict[str, str] = {}  # uniqueid -> bridge id
+        self._leg: dict[str, str] = {}  # uniqueid -> agent leg identity, where it is not the device
+        self._resync_items: dict[str, list[AmiMessage]] = {}  # ActionID -> CoreShowChannel items (replay)
+        self._handlers: dict[type, Callable] = {
+            ev.Newchannel: self._on_newchannel,
+            ev.Newstate: self._on_newstate,
+            ev.Rename: self._on_rename,
+            ev.HangupRequest: self._on_hangup_request,
+            ev.Hangup: self._on_hangup,
+            ev.DialBegin: self._on_dial_begin,
+            ev.AgentCalled: self._on_agent_called,
+            ev.BridgeEnter: self._on_bridge_enter,
+            ev.BridgeLeave: self._on_bridge_leave,
+            ev.BridgeMerge: self._on_bridge_merge,
         }
 
-    def handle(self, message: AmiMessage) -> None:
-        self.event_counts[message.name] += 1
-        handler = self._handlers.get(message.name)
-        if handler is not None:
-            handler(message, self.clock())
+    # -- input ------------------------------------------------------------------
 
-    def _on_newchannel(self, message: AmiMessage, now: float) -> None:
-        uniqueid = message.get("Uniqueid", "")
-        call_id = message.get("Linkedid") or uniqueid
-        channel = Channel(
-            uniqueid=uniqueid,
-            name=message.get("Channel", ""),
-            call_id=call_id,
-            state=_int(message.get("ChannelState")),
-            caller_number=message.get("CallerIDNum", ""),
-            caller_name=message.get("CallerIDName", ""),
-        )
+    def handle(self, message: AmiMessage) -> None:
+        """One AMI event as it arrives (the AMI client's handler)."""
+        self.event_counts[message.name] += 1
+        event = ev.decode(message)
+        if isinstance(event, ev.UnknownEvent):
+            self.unknown_events[event.name] += 1
+            self._collect_list_item(message)
+            return
+        handler = self._handlers.get(type(event))
+        if handler is not None:
+            handler(event, self.clock())
+        if message.name in TIMELINE_EVENTS:
+            self._note(event, message.name)
+
+    def _note(self, event: object, name: str) -> None:
+        channel = getattr(event, "channel", None)
+        call = self.calls.get(channel.linkedid) if channel else None
+        if call is not None:
+            call.timeline.append((self.clock(), name, channel.name))
+
+    # -- channels ---------------------------------------------------------------
+
+    def _on_newchannel(self, event: ev.Newchannel, now: float) -> None:
+        snap = event.channel
+        self._add_channel(snap.uniqueid, snap.name, snap.linkedid, snap.state, snap.caller_num, snap.caller_name, now)
+
+    def _add_channel(self, uniqueid: str, name: str, call_id: str, state: int, number: str, caller_name: str,
+                     now: float, adopted: bool = False) -> Channel:
+        channel = Channel(uniqueid, name, call_id, state, number, caller_name)
+        self._channels[uniqueid] = channel
+        self._by_name[name] = uniqueid
         call = self.calls.get(call_id)
         if call is None:
-            call = Call(call_id, now, channel.caller_number, channel.caller_name)
+            # An inbound call starts with a channel that rings *us*: a trunk leg in state Ring.
+            inbound = uniqueid == call_id and not is_local(name) and (state == STATE_RING or adopted)
+            call = Call(call_id, now, number, caller_name, inbound)
             self.calls[call_id] = call
             call.channels[uniqueid] = channel
-            self._channel_call[uniqueid] = call_id
-            call.timeline.append((now, "Newchannel", channel.name))
-            self.bus.publish(CallArrived(call_id, channel.name, channel.caller_number, channel.caller_name, now))
-            return
+            if inbound:
+                self.bus.publish(CallArrived(call_id, name, number, caller_name, now))
+            return channel
         call.channels[uniqueid] = channel
-        self._channel_call[uniqueid] = call_id
-        call.timeline.append((now, "Newchannel", channel.name))
+        return channel
 
-    def _on_newstate(self, message: AmiMessage, now: float) -> None:
-        channel, call = self._find(message)
+    def _on_newstate(self, event: ev.Newstate, now: float) -> None:
+        channel = self._channels.get(event.channel.uniqueid)
         if channel is None:
             return
-        channel.state = _int(message.get("ChannelState"))
-        call.timeline.append((now, f"Newstate {message.get('ChannelStateDesc', '')}", channel.name))
-        if channel.uniqueid == call.call_id:
-            return  # the caller's own leg: its answer is the IVR's, not an agent's
+        channel.state = event.channel.state
+        call = self.calls[channel.call_id]
+        if channel.uniqueid == call.call_id or is_local(channel.name) or not call.inbound:
+            return  # the caller's own leg answers to the IVR, not to an agent
         if channel.state == STATE_RINGING:
             self.bus.publish(AgentLegRinging(call.call_id, channel.device, channel.name, now))
         elif channel.state == STATE_UP:
             self.bus.publish(AgentLegAnswered(call.call_id, channel.device, channel.name, now))
 
-    def _on_hangup(self, message: AmiMessage, now: float) -> None:
-        channel, call = self._find(message)
+    def _on_rename(self, event: ev.Rename, now: float) -> None:
+        channel = self._channels.get(event.channel.uniqueid)
+        if channel is not None and event.new_name:
+            self._by_name.pop(channel.name, None)
+            channel.name = event.new_name
+            self._by_name[channel.name] = channel.uniqueid
+
+    def _on_hangup_request(self, event: ev.HangupRequest, now: float) -> None:
+        # A HangupRequest on the caller's own leg means the caller hung up (a
+        # dialplan or AGI hangup is a SoftHangupRequest instead).
+        call = self.calls.get(event.channel.linkedid)
+        if call is not None and event.channel.uniqueid == call.call_id:
+            call.caller_hung_up = True
+
+    def _on_hangup(self, event: ev.Hangup, now: float) -> None:
+        self._remove_channel(event.channel.uniqueid, event.cause, now, "")
+
+    def _remove_channel(self, uniqueid: str, cause: int, now: float, reason: str) -> None:
+        channel = self._channels.pop(uniqueid, None)
         if channel is None:
             return
-        cause = _int(message.get("Cause"))
-        del call.channels[channel.uniqueid]
-        del self._channel_call[channel.uniqueid]
-        call.timeline.append((now, "Hangup", channel.name))
-        if channel.uniqueid != call.call_id:
+        self._by_name.pop(channel.name, None)
+        self._leave_bridge(uniqueid)
+        self._leg.pop(uniqueid, None)
+        call = self.calls[channel.call_id]
+        del call.channels[uniqueid]
+        if call.inbound and uniqueid != call.call_id and not is_local(channel.name):
             self.bus.publish(AgentLegEnded(call.call_id, channel.device, channel.name, cause, now))
         if not call.channels:
             del self.calls[call.call_id]
-            self.bus.publish(CallEnded(call.call_id, cause, now))
+            call.ended_at = now
+            call.end_reason = reason
+            self.stats.add(call)
+            if call.inbound:
+                self.bus.publish(CallEnded(call.call_id, cause, now, reason, tuple(call.timeline)))
 
-    def _find(self, message: AmiMessage) -> tuple[Channel | None, Call | None]:
-        uniqueid = message.get("Uniqueid", "")
-        call_id = self._channel_call.get(uniqueid)
-        if call_id is None:
-            return None, None
-        call = self.calls[call_id]
-        return call.channels[uniqueid], call
+    # -- who is which agent leg --------------------------------------------------
 
+    def _on_agent_called(self, event: ev.AgentCalled, now: float) -> None:
+        # app_queue names the member it rings; a Local/...@agents/n member and
+        # the phone its ;2 half dials are one leg under that name.
+        if event.dest is not None and event.interface:
+            self._leg[event.dest.uniqueid] = event.interface
+            partner = self._local_partner(event.dest.name)
+            if partner:
+                self._leg[partner] = event.interface
 
-def _int(value: str | None) -> int:
-    try:
-        return int(value or 0)
-    except ValueError:
-        return 0
+    def _on_dial_begin(self, event: ev.DialBegin, now: float) -> None:
+        if event.channel is None or not is_local(event.channel.name):
+            return
+        member = self._leg.get(event.channel.uniqueid)
+        if member is not None:
+            self._leg[event.dest.uniqueid] = member
+
+    def _local_partner(self, name: str) -> str | None:
+        if not is_local(name) or name[-2:] not in (";1", ";2"):
+            return None
+        other = name[:-1] + ("2" if name.endswith("1") else "1")
+        return self._by_name.get(other)
+
+    def leg_identity(self, uniqueid: str) -> str:
+        channel = self._channels[uniqueid]
+        return self._leg.get(uniqueid) or channel.device
+
+    # -- bridges ------------------------------------------------------------------
+
+    def _on_bridge_enter(self, event: ev.BridgeEnter, now: float) -> None:
+        uniqueid = event.channel.uniqueid
+        if uniqueid not in self._channels:
+            return
+        self._leave_bridge(uniqueid)
+        self._bridges.setdefault(event.bridge_id, set()).add(uniqueid)
+        self._bridge_of[uniqueid] = event.bridge_id
+        self._mark_handled(uniqueid)
+
+    def _on_bridge_leave(self, event: ev.BridgeLeave, now: float) -> None:
+        if self._bridge_of.get(event.channel.uniqueid) == event.bridge_id:
+            self._leave_bridge(event.channel.uniqueid)
+
+    def _on_bridge_merge(self, event: ev.BridgeMerge, now: float) -> None:
+        moved = self._bridges.pop(event.from_bridge_id, set())
+        into = self._bridges.setdefault(event.to_bridge_id, set())
+        for uniqueid in moved:
+            into.add(uniqueid)
+            self._bridge_of[uniqueid] = event.to_bridge_id
+        if moved:
+            self._mark_handled(next(iter(moved)))
+
+    def _leave_bridge(self, uniqueid: str) -> None:
+        bridge_id = self._bridge_of.pop(uniqueid, None)
+        if bridge_id is None:
+            return
+        members = self._bridges.get(bridge_id)
+        if members is not None:
+            members.discard(uniqueid)
+            if not members:
+                del self._bridges[bridge_id]
+
+    def _joined(self, start: str) -> set[str]:
+        """Every channel whose audio reaches `start`: through bridges and Local pairs."""
+        seen, todo = {start}, [start]
+        while todo:
+            uniqueid = todo.pop()
+            neighbours = set(self._bridges.get(self._bridge_of.get(uniqueid, ""), ()))
+            channel = self._channels.get(uniqueid)
+            partner = self._local_partner(channel.name) if channel else None
+            if partner:
+                neighbours.add(partner)
+            for other in neighbours - seen:
+                seen.add(other)
+                todo.append(other)
+        return seen
+
+    def _mark_handled(self, uniqueid: str) -> None:
+        joined = self._joined(uniqueid)
+        callers = [self.calls[self._channels[u].call_id] for u in joined
+                   if self._channels[u].call_id == u and self.calls[u].inbound]
+        if not callers:
+            return
+        legs = [u for u in joined if not is_local(self._channels[u].name) and self._channels[u].call_id != u]
+        for call in callers:
+            for leg in legs:
+                identity = self.leg_identity(leg)
+                if identity not in call.handled_by:
+                    call.handled_by.append(identity)
+
+    # -- resync -------------------------------------------------------------------
+
+    def reconcile(self, items: Iterable[AmiMessage]) -> None:
+        """Make what we track match what the PBX says exists (CoreShowChannel items).
+
+        Channels the PBX no longer has are ended as if hung up, their calls with
+        the reason LINK_DOWN_REASON; channels we did not know are adopted;
+        bridges are rebuilt from each item's BridgeId.
+        """
+        now = self.clock()
+        items = [item for item in items if item.get("Uniqueid")]
+        live = {item["Uniqueid"] for item in items}
+        for uniqueid in [u for u in self._channels if u not in live]:
+            self._remove_channel(uniqueid, 0, now, LINK_DOWN_REASON)
+        for item in sorted(items, key=lambda i: i.get("Uniqueid") != i.get("Linkedid")):  # callers first
+            snap = ev.snapshot(item)
+            channel = self._channels.get(snap.uniqueid)
+            if channel is None:
+                channel = self._add_channel(snap.uniqueid, snap.name, snap.linkedid, snap.state, snap.caller_num,
+                                            snap.caller_name, now, adopted=True)
+                log.info("adopted a channel the PBX has", extra={"call_id": snap.linkedid})
+            channel.state = snap.state
+            bridge_id = item.get("BridgeId", "")
+            if bridge_id and self._bridge_of.get(snap.uniqueid) != bridge_id:
+                self._leave_bridge(snap.uniqueid)
+                self._bridges.setdefault(bridge_id, set()).add(snap.uniqueid)
+                self._bridge_of[snap.uniqueid] = bridge_id
+        for uniqueid in list(self._bridge_of):
+            self._mark_handled(uniqueid)
+
+    async def resync(self, ami) -> None:
+        """After every (re)connect: ask the PBX what exists and reconcile with it."""
+        await ami.send_list("CoreShowChannels", on_complete=self.reconcile)
+
+    def _collect_list_item(self, message: AmiMessage) -> None:
+        """In a replayed stream the CoreShowChannels answer arrives as events: reconcile on its Complete."""
+        action_id = message.get("ActionID")
+        if action_id is None:
+            return
+        if message.name == "CoreShowChannel":
+            self._resync_items.setdefault(action_id, []).append(message)
+        elif message.name == "CoreShowChannelsComplete":
+            self.reconcile(self._resync_items.pop(action_id, []))

@@ -3,32 +3,11 @@
 from __future__ import annotations
 
 import asyncio
-from datetime import UTC, datetime, timedelta
 
 import pytest
-from sqlalchemy import select
 
-from contactcentre.crm.models import ContactPoint, Customer, Interaction, ServiceTier
-
-
-async def add_customer(sessions, first: str, last: str, phone: str, tier: ServiceTier, history: int = 0) -> Customer:
-    now = datetime.now(UTC)
-    async with sessions() as session, session.begin():
-        customer = Customer(account_number=f"AC-{phone[-6:]}", first_name=first, last_name=last, tier=tier,
-                            created_at=now - timedelta(days=400))
-        session.add(customer)
-        await session.flush()
-        session.add(ContactPoint(customer_id=customer.id, kind="phone", value=phone))
-        for k in range(history):
-            arrived = now - timedelta(days=10 + k)
-            session.add(Interaction(call_id=f"old-{phone}-{k}", customer_id=customer.id, caller_number=phone,
-                                    arrived_at=arrived, disposition="resolved", notes=f"earlier call {k}"))
-    return customer
-
-
-async def interactions(sessions) -> list[Interaction]:
-    async with sessions() as session:
-        return list((await session.scalars(select(Interaction).where(~Interaction.call_id.like("old-%")))).all())
+from contactcentre.crm.models import ServiceTier
+from tests.support import add_customer, new_interactions
 
 
 async def take_call(stack, console, number: str, name: str):
@@ -56,7 +35,8 @@ async def answer_hang_up_and_dispose(console, call, pop, disposition: str, notes
 
 async def test_known_caller_pops_their_record_and_the_call_is_stored(stack):
     sessions = stack.services.sessions
-    customer = await add_customer(sessions, "Jane", "Smith", "+441632960101", ServiceTier.PROACTIVE, history=2)
+    customer = await add_customer(sessions, "Jane", "Smith", "+441632960101", ServiceTier.PROACTIVE,
+                                  notes=("earlier call 0", "earlier call 1"))
     agent = await stack.add_agent("alice", "PJSIP/agent1", name="Alice Agent")
     console = await stack.console("alice")
 
@@ -72,7 +52,7 @@ async def test_known_caller_pops_their_record_and_the_call_is_stored(stack):
     await answer_hang_up_and_dispose(console, call, pop, "resolved", "Changed the delivery address.")
     await stack.services.bus.drain()
 
-    rows = await interactions(sessions)
+    rows = await new_interactions(sessions)
     assert len(rows) == 1
     row = rows[0]
     assert (row.call_id, row.customer_id, row.agent_id) == (call.call_id, customer.id, agent.id)
@@ -94,7 +74,7 @@ async def test_unknown_caller_pops_unknown_and_the_interaction_has_no_customer(s
     await answer_hang_up_and_dispose(console, call, pop, "wrong-number", "")
     await stack.services.bus.drain()
 
-    rows = await interactions(stack.services.sessions)
+    rows = await new_interactions(stack.services.sessions)
     assert [(r.call_id, r.customer_id, r.disposition) for r in rows] == [(call.call_id, None, "wrong-number")]
     assert rows[0].answered_at is not None
     await console.close()
@@ -123,7 +103,7 @@ async def test_caller_hanging_up_in_queue_is_stored_as_unanswered(stack):
     await asyncio.wait_for(call.finished.wait(), 5)
     await stack.services.bus.drain()
 
-    rows = await interactions(stack.services.sessions)
+    rows = await new_interactions(stack.services.sessions)
     assert len(rows) == 1
     assert rows[0].answered_at is None and rows[0].agent_id is None and rows[0].ended_at is not None
     assert stack.sim.truth[call.call_id].abandoned

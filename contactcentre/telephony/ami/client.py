@@ -19,9 +19,13 @@ import logging
 import random
 from collections.abc import Awaitable, Callable, Mapping
 from enum import Enum
+from typing import TYPE_CHECKING
 
 from contactcentre.config import AmiSettings
 from contactcentre.telephony.ami.protocol import AmiMessage, AmiParser, encode_action
+
+if TYPE_CHECKING:
+    from contactcentre.telephony.recorder import FlightRecorder
 
 log = logging.getLogger(__name__)
 
@@ -57,6 +61,8 @@ class _AmiProtocol(asyncio.Protocol):
         self.closed = asyncio.get_running_loop().create_future()
 
     def data_received(self, data: bytes) -> None:
+        if self._client.recorder is not None:
+            self._client.recorder.write(data)
         for message in self._parser.feed(data):
             self._client._dispatch(message)
 
@@ -66,13 +72,15 @@ class _AmiProtocol(asyncio.Protocol):
 
 
 class _Pending:
-    __slots__ = ("name", "future", "items", "is_list")
+    __slots__ = ("name", "future", "items", "is_list", "on_complete")
 
-    def __init__(self, name: str, future: asyncio.Future, is_list: bool):
+    def __init__(self, name: str, future: asyncio.Future, is_list: bool,
+                 on_complete: Callable[[list[AmiMessage]], None] | None = None):
         self.name = name
         self.future = future
         self.items: list[AmiMessage] = []
         self.is_list = is_list
+        self.on_complete = on_complete
 
 
 class AmiClient:
@@ -82,6 +90,7 @@ class AmiClient:
         self.last_error = ""
         self.banner = ""
         self.events_received = 0
+        self.recorder: FlightRecorder | None = None  # the flight recorder, when one is switched on
         self._handlers: list[EventHandler] = []
         self._on_connected: list[Callable[[], Awaitable[None]]] = []
         self._transport: asyncio.Transport | None = None
@@ -130,16 +139,22 @@ class AmiClient:
         return pending.future.result()
 
     async def send_list(self, name: str, keys: Mapping[str, object] | None = None,
-                        timeout: float | None = None) -> list[AmiMessage]:
-        """Send a list action (CoreShowChannels, Status, ...) and return its item events."""
-        pending = await self._submit(name, keys, None, timeout, is_list=True)
+                        timeout: float | None = None,
+                        on_complete: Callable[[list[AmiMessage]], None] | None = None) -> list[AmiMessage]:
+        """Send a list action (CoreShowChannels, Status, ...) and return its item events.
+
+        `on_complete` runs with the items the moment the Complete event is read,
+        before any later event is handed on: a resync applied there cannot be
+        overtaken by an event that happened after the PBX's snapshot.
+        """
+        pending = await self._submit(name, keys, None, timeout, is_list=True, on_complete=on_complete)
         return pending.items
 
-    async def _submit(self, name, keys, variables, timeout, is_list) -> _Pending:
+    async def _submit(self, name, keys, variables, timeout, is_list, on_complete=None) -> _Pending:
         if self._transport is None or self._transport.is_closing():
             raise AmiNotConnected(f"{name}: the AMI link is down ({self.status.value})")
         action_id = f"{self._prefix}{next(self._ids)}"
-        pending = _Pending(name, asyncio.get_running_loop().create_future(), is_list)
+        pending = _Pending(name, asyncio.get_running_loop().create_future(), is_list, on_complete)
         self._pending[action_id] = pending
         self._transport.write(encode_action(name, action_id, keys, variables))
         try:
@@ -186,6 +201,8 @@ class AmiClient:
         if pending.is_list and message.kind == "event":
             if message.get("EventList", "").lower() == "complete":
                 future.set_result(message)
+                if pending.on_complete is not None:
+                    pending.on_complete(pending.items)
             else:
                 pending.items.append(message)
             return True

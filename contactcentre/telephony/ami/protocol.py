@@ -121,6 +121,10 @@ class AmiParser:
         self._buf = self._cap(rest)
         return out
 
+    def pending(self) -> bool:
+        """True when bytes of an unfinished message are held."""
+        return bool(self._buf.strip())
+
     def _cap(self, rest: bytes) -> bytes:
         if len(rest) <= MAX_MESSAGE_BYTES:
             return rest
@@ -141,7 +145,7 @@ def iter_messages(data: bytes, expect_banner: bool = True) -> Iterator[AmiMessag
     """Every message of a whole capture, as the reader would see it."""
     parser = AmiParser(expect_banner=expect_banner)
     yield from parser.feed(data)
-    yield from parser.feed(b"\r\n\r\n") if parser._buf.strip() else ()
+    yield from parser.feed(b"\r\n\r\n") if parser.pending() else ()
 
 
 def encode_action(name: str, action_id: str, keys: Mapping[str, object] | None = None,

@@ -36,6 +36,9 @@ class AmiSession(asyncio.Protocol):
 
     def connection_made(self, transport: asyncio.Transport) -> None:
         self.transport = transport
+        if self.server.paused:  # the PBX's manager is away: the connection is dropped at once
+            transport.close()
+            return
         transport.write(BANNER)
         self.server.sessions.add(self)
 

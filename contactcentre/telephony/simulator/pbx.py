@@ -91,7 +91,7 @@ class SimulatedPbx:
     def place_call(self, number: str, name: str = "", did: str = IVR_DID, *,
                    patience: float | None = None, talk_limit: float | None = None) -> SimCall:
         """A caller dials `did` from `number`; returns the call, which runs by itself."""
-        caller = self.new_channel(f"PJSIP/carrier", number, name, "from-carrier", did, state=RING)
+        caller = self.new_channel("PJSIP/carrier", number, name, "from-carrier", did, state=RING)
         call = SimCall(self, caller, did, patience or self.patience, talk_limit or self.talk_limit)
         self.calls[caller.uniqueid] = call
         self.truth[caller.uniqueid] = CallTruth(caller.uniqueid, number)
