@@ -48,6 +48,7 @@ class AmiSettings:
     connect_timeout: float = 5.0
     action_timeout: float = 5.0
     reconnect_max_delay: float = 30.0
+    ping_interval: float = 10.0
     record_file: str = ""
 
 
@@ -109,6 +110,7 @@ _RULES: dict[str, tuple[typing.Callable[[object], bool], str]] = {
     "ami.connect_timeout": (lambda v: v > 0, "seconds greater than 0"),
     "ami.action_timeout": (lambda v: v > 0, "seconds greater than 0"),
     "ami.reconnect_max_delay": (lambda v: v > 0, "seconds greater than 0"),
+    "ami.ping_interval": (lambda v: v > 0, "seconds greater than 0"),
     "agi.command_timeout": (lambda v: v > 0, "seconds greater than 0"),
     "simulator.calls_per_minute": (lambda v: v >= 0, "calls per minute, 0 or more"),
     "simulator.unknown_caller_share": (lambda v: 0 <= v <= 1, "a share from 0 to 1"),

@@ -20,7 +20,7 @@ async def pbx():
 
 def ami_settings(port: int, secret: str = "s3cret") -> AmiSettings:
     return AmiSettings(host="127.0.0.1", port=port, username="cc", secret=secret, connect_timeout=2,
-                       action_timeout=2, reconnect_max_delay=0.5)
+                       action_timeout=0.5, reconnect_max_delay=0.5, ping_interval=0.2)
 
 
 async def test_login_failure_gives_a_clear_status_and_line(pbx, caplog):
@@ -73,6 +73,22 @@ async def test_the_client_reconnects_when_the_pbx_drops_the_link(pbx):
         while len(connects) < 2:
             await asyncio.sleep(0.02)
     assert client.status is LinkStatus.CONNECTED
+    await client.close()
+
+
+async def test_a_pbx_that_stops_answering_is_reported_and_the_link_comes_back(pbx, caplog):
+    client = AmiClient(ami_settings(pbx.ami.port))
+    await client.start()
+    pbx.ami.frozen = True
+    async with asyncio.timeout(5):
+        while client.status is not LinkStatus.NOT_ANSWERING:
+            await asyncio.sleep(0.02)
+    assert "stopped answering" in client.last_error
+    assert [r.message for r in caplog.records].count(client.last_error) == 1
+    pbx.ami.frozen = False
+    async with asyncio.timeout(5):
+        while client.status is not LinkStatus.CONNECTED:
+            await asyncio.sleep(0.02)
     await client.close()
 
 

@@ -50,6 +50,7 @@ class LinkStatus(str, Enum):
     CONNECTED = "connected"
     CONNECTING = "connecting"
     LOGIN_FAILED = "login failed"
+    NOT_ANSWERING = "not answering"
     UNREACHABLE = "unreachable"
     STOPPED = "stopped"
 
@@ -222,16 +223,37 @@ class AmiClient:
             if not first_try.done():
                 first_try.set_result(None)
             if closed is not None:
-                exc = await closed
+                exc = await self._watch(closed)
                 self._drop_link(AmiNotConnected("the AMI link was lost"))
                 if self.status is LinkStatus.STOPPED:
                     return
-                self.status = LinkStatus.CONNECTING
-                log.warning("AMI link to %s:%s lost (%s); reconnecting", self.settings.host,
-                            self.settings.port, exc or "closed by the PBX")
+                if self.status is LinkStatus.CONNECTED:
+                    self.status = LinkStatus.CONNECTING
+                    log.warning("AMI link to %s:%s lost (%s); reconnecting", self.settings.host,
+                                self.settings.port, exc or "closed by the PBX")
             sleep = min(delay, self.settings.reconnect_max_delay) * random.uniform(0.5, 1.5)
             await asyncio.sleep(sleep)
             delay = min(delay * 2, self.settings.reconnect_max_delay)
+
+    async def _watch(self, closed: asyncio.Future) -> Exception | None:
+        """Wait until the link closes; ping when it is quiet, and drop a PBX that stops answering."""
+        while True:
+            try:
+                return await asyncio.wait_for(asyncio.shield(closed), self.settings.ping_interval)
+            except TimeoutError:
+                pass
+            try:
+                await self.send("Ping")
+            except TimeoutError:
+                where = f"{self.settings.host}:{self.settings.port}"
+                self.status, self.last_error = (LinkStatus.NOT_ANSWERING,
+                                                f"AMI at {where} stopped answering (no Pong within "
+                                                f"{self.settings.action_timeout:g} s); reconnecting")
+                log.error(self.last_error)
+                self._drop_link(AmiNotConnected(self.last_error))
+                return None
+            except AmiNotConnected:
+                return await closed
 
     async def _connect_and_login(self) -> asyncio.Future:
         loop = asyncio.get_running_loop()

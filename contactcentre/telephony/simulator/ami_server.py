@@ -79,6 +79,7 @@ class AmiServer:
         self._server: asyncio.Server | None = None
         self._tasks: set[asyncio.Task] = set()
         self.paused = False  # when True, accepted connections are dropped (a PBX that went away)
+        self.frozen = False  # when True, actions get no answer at all (a PBX that hangs)
 
     @property
     def port(self) -> int:
@@ -113,6 +114,8 @@ class AmiServer:
                 session.transport.write(encoded)
 
     async def handle_action(self, session: AmiSession, action: AmiMessage) -> None:
+        if self.frozen:
+            return
         name = action.get("Action", "")
         low = name.lower()
         if low == "login":

@@ -1,0 +1,161 @@
+"""The FastAGI server against Asterisk's own bytes (agi-ivr.agi.txt) and against bad peers."""
+
+import asyncio
+import shlex
+
+import pytest
+from hypothesis import HealthCheck, given, settings
+from hypothesis import strategies as st
+
+from contactcentre.config import AgiSettings
+from contactcentre.telephony.agi.protocol import AgiCommandError
+from contactcentre.telephony.agi.server import AgiHangup, AgiServer
+from tests.captures import capture
+
+
+def sessions_of_capture() -> list[list[str]]:
+    """Each captured session as its lines, `> ` from Asterisk and `< ` from the server."""
+    sessions, current = [], None
+    for line in capture("agi-ivr.agi.txt").decode().splitlines():
+        if line.startswith("# ---- FastAGI session"):
+            current = []
+            sessions.append(current)
+        elif line.startswith(("> ", "< ")) or line == ">":
+            current.append(line)
+    return sessions
+
+
+async def play_asterisk(port: int, lines: list[str], close_at_end: bool = False) -> list[str]:
+    """Be Asterisk: send what it sent, in order, after reading each command; return the commands read.
+
+    `close_at_end`: drop the connection after the last line, as a PBX that dies would."""
+    reader, writer = await asyncio.open_connection("127.0.0.1", port)
+    received = []
+    for line in lines:
+        if line.startswith("< "):
+            received.append((await asyncio.wait_for(reader.readline(), 5)).decode().rstrip("\n"))
+        else:
+            writer.write(line[2:].encode() + b"\n")
+            await writer.drain()
+    if not close_at_end:
+        await asyncio.wait_for(reader.read(), 5)  # the server closes when its script ends
+    writer.close()
+    return received
+
+
+async def run_script(script, lines, timeout: float = 5.0, close_at_end: bool = False):
+    results = asyncio.get_running_loop().create_future()
+
+    async def handler(session):
+        try:
+            results.set_result(await script(session))
+        except BaseException as exc:
+            results.set_exception(exc)
+            raise
+
+    server = AgiServer(AgiSettings(host="127.0.0.1", port=0, command_timeout=timeout), {"inbound": handler})
+    await server.start()
+    try:
+        received = await play_asterisk(server.port, lines, close_at_end)
+        return received, await results, server
+    finally:
+        await server.close()
+
+
+async def test_session_one_of_the_capture_reads_as_typed_results():
+    async def script(s):
+        out = {"answer": await s.answer(), "stream": await s.stream_file("custom/welcome"),
+               "digits": (await s.get_data("custom/enter-digits", 8000, 4)).digits}
+        await s.set_variable("IVR_CHOICE", "1234")
+        out["var"] = await s.get_variable("IVR_CHOICE")
+        out["full"] = (await s.command("GET FULL VARIABLE", "${CALLERID(num)} on ${CHANNEL(name)}")).data
+        out["status"] = (await s.command("CHANNEL STATUS")).result
+        await s.command("DATABASE PUT", "ivr", "lastcaller", "+441632960201")
+        await s.command("DATABASE GET", "ivr", "lastcaller")
+        await s.command("VERBOSE", "caller chose 1234", 1)
+        with pytest.raises(AgiCommandError) as unknown:
+            await s.command("FROBNICATE THE CALL")
+        with pytest.raises(AgiCommandError) as usage:
+            await s.command("STREAM FILE")
+        out["codes"] = (unknown.value.code, usage.value.code)
+        out["usage"] = usage.value.message
+        out["queue"] = (await s.exec("Queue", "support,tT,,,120")).result
+        out["queuestatus"] = await s.get_variable("QUEUESTATUS")
+        await s.hangup()
+        out["env"] = (s.caller_number, s.caller_name, s.channel, s.script)
+        return out
+
+    received, out, _ = await run_script(script, sessions_of_capture()[0])
+    assert out["answer"].result == 0 and out["stream"].endpos == 16000
+    assert out["digits"] == "1234" and out["var"] == "1234"
+    assert out["full"] == "+441632960201 on PJSIP/carrier-00000000"
+    assert out["status"] == 6
+    assert out["codes"] == (510, 520)
+    assert out["usage"].startswith("Invalid command syntax.") and "PLAYBACKSTATUS" in out["usage"]
+    assert out["queue"] == -1 and out["queuestatus"] is None
+    assert out["env"] == ("+441632960201", "Jane Smith", "PJSIP/carrier-00000000", "inbound")
+    expected = [line[2:] for line in sessions_of_capture()[0] if line.startswith("< ")]
+    # the same commands with the same arguments as the real exchange (quoting may differ)
+    assert [shlex.split(line) for line in received] == [shlex.split(line) for line in expected]
+
+
+async def test_caller_hanging_up_mid_prompt_then_a_dead_channel():
+    async def script(s):
+        await s.answer()
+        played = await s.stream_file("custom/long-message")
+        choice = await s.get_variable("IVR_CHOICE")
+        hung_up = s.hung_up.is_set()
+        with pytest.raises(AgiCommandError) as dead:
+            await s.stream_file("custom/welcome")
+        return played, choice, hung_up, dead.value.code
+
+    _, (played, choice, hung_up, code), _ = await run_script(script, sessions_of_capture()[2])
+    assert played.result == -1 and played.endpos == 24160
+    assert choice is None and hung_up
+    assert code == 511
+
+
+async def test_a_peer_that_goes_silent_times_out_and_is_counted():
+    async def script(s):
+        await s.answer()
+
+    server = AgiServer(AgiSettings(host="127.0.0.1", port=0, command_timeout=0.3), {"inbound": script})
+    await server.start()
+    reader, writer = await asyncio.open_connection("127.0.0.1", server.port)
+    writer.write(b"agi_network: yes\nagi_network_script: inbound\nagi_uniqueid: 1.1\n\n")
+    assert await asyncio.wait_for(reader.readline(), 2) == b"ANSWER\n"
+    assert await asyncio.wait_for(reader.read(), 2) == b""  # no reply from us: the server gives up and closes
+    assert server.protocol_errors == 1
+    writer.close()
+    await server.close()
+
+
+async def test_a_closed_connection_during_a_command_is_a_hangup():
+    async def script(s):
+        with pytest.raises(AgiHangup):
+            await s.answer()
+        return "hangup seen"
+
+    lines = ["> agi_network_script: inbound", "> agi_uniqueid: 1.2", ">", "< ANSWER"]
+    _, out, _ = await run_script(script, lines, close_at_end=True)
+    assert out == "hangup seen"
+
+
+@settings(max_examples=40, deadline=None, suppress_health_check=[HealthCheck.function_scoped_fixture])
+@given(st.binary(max_size=2048))
+async def test_random_bytes_never_crash_the_fastagi_server(data):
+    ran = []
+
+    async def script(s):
+        ran.append(s.env)
+
+    server = AgiServer(AgiSettings(host="127.0.0.1", port=0, command_timeout=0.2), {"inbound": script})
+    await server.start()
+    reader, writer = await asyncio.open_connection("127.0.0.1", server.port)
+    writer.write(data)
+    await writer.drain()
+    writer.write_eof()
+    await asyncio.wait_for(reader.read(), 3)
+    writer.close()
+    await server.close()
+    assert server.protocol_errors + len(ran) <= 1
