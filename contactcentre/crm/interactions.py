@@ -17,7 +17,7 @@ from sqlalchemy.dialects import postgresql, sqlite
 from sqlalchemy.exc import DBAPIError, OperationalError
 from sqlalchemy.ext.asyncio import async_sessionmaker
 
-from contactcentre.crm.models import Interaction, Queue
+from contactcentre.crm.models import Agent, Interaction, InteractionLeg, Queue
 
 log = logging.getLogger(__name__)
 
@@ -59,12 +59,27 @@ class InteractionWriter:
                 await asyncio.sleep(delay)
 
     async def _upsert(self, values: dict, fields: dict) -> None:
+        legs = values.pop("legs", None)
+        fields = {key: value for key, value in fields.items() if key != "legs"}
         async with self._sessions() as session, session.begin():
-            dialect = session.bind.dialect.name
-            insert = postgresql.insert if dialect == "postgresql" else sqlite.insert
+            insert = postgresql.insert if session.bind.dialect.name == "postgresql" else sqlite.insert
             statement = insert(Interaction).values(**values)
             update = {key: statement.excluded[key] for key in fields} or {"call_id": statement.excluded.call_id}
             await session.execute(statement.on_conflict_do_update(index_elements=["call_id"], set_=update))
+            if legs:
+                await self._upsert_legs(session, insert, values["call_id"], legs)
+
+    @staticmethod
+    async def _upsert_legs(session, insert, call_id: str, legs: list[dict]) -> None:
+        """One row per agent device that talked to the caller, with the agent it belongs to if known."""
+        devices = [leg["agent_device"] for leg in legs]
+        agents = dict((await session.execute(select(Agent.device, Agent.id).where(Agent.device.in_(devices)))).all())
+        rows = [{"call_id": call_id, "agent_id": agents.get(leg["agent_device"]), **leg} for leg in legs]
+        statement = insert(InteractionLeg).values(rows)
+        await session.execute(statement.on_conflict_do_update(
+            index_elements=["call_id", "agent_device"],
+            set_={key: statement.excluded[key] for key in ("agent_id", "joined_at", "left_at", "talk_seconds",
+                                                           "hold_seconds")}))
 
 
 def _is_transient(exc: BaseException) -> bool:

@@ -9,7 +9,7 @@ from __future__ import annotations
 import enum
 from datetime import datetime
 
-from sqlalchemy import JSON, DateTime, Enum, ForeignKey, Index, String, Text, UniqueConstraint
+from sqlalchemy import JSON, DateTime, Enum, Float, ForeignKey, Index, String, Text, UniqueConstraint
 from sqlalchemy.orm import DeclarativeBase, Mapped, mapped_column, relationship
 
 
@@ -112,3 +112,20 @@ class Interaction(Base):
     customer: Mapped[Customer | None] = relationship()
     agent: Mapped[Agent | None] = relationship()
     queue: Mapped[Queue | None] = relationship()
+    legs: Mapped[list[InteractionLeg]] = relationship(order_by="InteractionLeg.joined_at")
+
+
+class InteractionLeg(Base):
+    """One agent's part in an interaction: a transferred call has one per agent who talked to the caller."""
+
+    __tablename__ = "interaction_legs"
+    __table_args__ = (UniqueConstraint("call_id", "agent_device", name="uq_interaction_legs_call_device"),)
+
+    id: Mapped[int] = mapped_column(primary_key=True)
+    call_id: Mapped[str] = mapped_column(ForeignKey("interactions.call_id", ondelete="CASCADE"))
+    agent_device: Mapped[str] = mapped_column(String(64))  # PJSIP/agent1, or a queue member's interface
+    agent_id: Mapped[int | None] = mapped_column(ForeignKey("agents.id", ondelete="SET NULL"))
+    joined_at: Mapped[datetime] = mapped_column(DateTime(timezone=True))
+    left_at: Mapped[datetime | None] = mapped_column(DateTime(timezone=True))
+    talk_seconds: Mapped[float] = mapped_column(Float, default=0.0)
+    hold_seconds: Mapped[float] = mapped_column(Float, default=0.0)

@@ -217,6 +217,8 @@ class QueueRouter:
             ended_at=_dt(call.ended_at),
             end_reason=event.reason or None,
             timeline=[[round((t - call.arrived_at) * 1000), name, channel] for t, name, channel in event.timeline],
+            legs=[{"agent_device": device, "joined_at": _dt(joined), "left_at": _dt(left), "talk_seconds": talk,
+                   "hold_seconds": hold} for device, joined, left, talk, hold in event.legs],
         )
         if not (agent and agent.call_id == call.call_id and agent.status is AgentState.WRAP_UP):
             self.calls.pop(call.call_id, None)

@@ -50,3 +50,4 @@ class CallEnded:
     at: float
     reason: str = ""  # set when we did not see the hang-up, e.g. while the PBX link was down
     timeline: tuple[tuple[float, str, str], ...] = ()  # (time, AMI event, channel) as the tracker saw them
+    legs: tuple[tuple[str, float, float | None, float, float], ...] = ()  # (agent device, joined, left, talk s, hold s)

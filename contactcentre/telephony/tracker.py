@@ -67,6 +67,38 @@ class Channel:
 
 
 @dataclass(slots=True)
+class Leg:
+    """One agent's part in a call: from first talking to the caller to last, with talk and hold time."""
+
+    identity: str  # the agent's device or queue member, e.g. PJSIP/agent1
+    joined_at: float
+    left_at: float | None = None
+    talk_seconds: float = 0.0
+    hold_seconds: float = 0.0
+    connected_since: float | None = None
+    hold_since: float | None = None
+
+    def connect(self, now: float) -> None:
+        if self.connected_since is None:
+            self.connected_since = now
+
+    def disconnect(self, now: float) -> None:
+        if self.connected_since is not None:
+            self.talk_seconds += now - self.connected_since
+            self.connected_since = None
+            self.left_at = now
+        self.unhold(now)
+
+    def unhold(self, now: float) -> None:
+        if self.hold_since is not None:
+            self.hold_seconds += now - self.hold_since
+            self.hold_since = None
+
+    def summary(self) -> tuple[str, float, float | None, float, float]:
+        return (self.identity, self.joined_at, self.left_at, round(self.talk_seconds, 3), round(self.hold_seconds, 3))
+
+
+@dataclass(slots=True)
 class Call:
     call_id: str
     started_at: float
@@ -75,10 +107,14 @@ class Call:
     inbound: bool
     channels: dict[str, Channel] = field(default_factory=dict)
     timeline: list[tuple[float, str, str]] = field(default_factory=list)  # (time, event, channel)
-    handled_by: list[str] = field(default_factory=list)  # agent legs that talked to the caller, in order
+    legs: dict[str, Leg] = field(default_factory=dict)  # agent legs that talked to the caller, in order
     caller_hung_up: bool = False
     ended_at: float | None = None
     end_reason: str = ""
+
+    @property
+    def handled_by(self) -> list[str]:
+        return list(self.legs)
 
     @property
     def caller_channel(self) -> Channel | None:
@@ -136,6 +172,8 @@ class CallTracker:
             ev.BridgeEnter: self._on_bridge_enter,
             ev.BridgeLeave: self._on_bridge_leave,
             ev.BridgeMerge: self._on_bridge_merge,
+            ev.Hold: self._on_hold,
+            ev.Unhold: self._on_unhold,
         }
 
     # -- input ------------------------------------------------------------------
@@ -223,15 +261,19 @@ class CallTracker:
         self._leg.pop(uniqueid, None)
         call = self.calls[channel.call_id]
         del call.channels[uniqueid]
+        self._refresh_legs(now)
         if call.inbound and uniqueid != call.call_id and not is_local(channel.name):
             self.bus.publish(AgentLegEnded(call.call_id, channel.device, channel.name, cause, now))
         if not call.channels:
             del self.calls[call.call_id]
             call.ended_at = now
             call.end_reason = reason
+            for leg in call.legs.values():
+                leg.disconnect(now)
             self.stats.add(call)
             if call.inbound:
-                self.bus.publish(CallEnded(call.call_id, cause, now, reason, tuple(call.timeline)))
+                self.bus.publish(CallEnded(call.call_id, cause, now, reason, tuple(call.timeline),
+                                           tuple(leg.summary() for leg in call.legs.values())))
 
     # -- who is which agent leg --------------------------------------------------
 
@@ -270,11 +312,12 @@ class CallTracker:
         self._leave_bridge(uniqueid)
         self._bridges.setdefault(event.bridge_id, set()).add(uniqueid)
         self._bridge_of[uniqueid] = event.bridge_id
-        self._mark_handled(uniqueid)
+        self._mark_handled(uniqueid, now)
 
     def _on_bridge_leave(self, event: ev.BridgeLeave, now: float) -> None:
         if self._bridge_of.get(event.channel.uniqueid) == event.bridge_id:
             self._leave_bridge(event.channel.uniqueid)
+            self._refresh_legs(now)
 
     def _on_bridge_merge(self, event: ev.BridgeMerge, now: float) -> None:
         moved = self._bridges.pop(event.from_bridge_id, set())
@@ -283,7 +326,7 @@ class CallTracker:
             into.add(uniqueid)
             self._bridge_of[uniqueid] = event.to_bridge_id
         if moved:
-            self._mark_handled(next(iter(moved)))
+            self._mark_handled(next(iter(moved)), now)
 
     def _leave_bridge(self, uniqueid: str) -> None:
         bridge_id = self._bridge_of.pop(uniqueid, None)
@@ -310,18 +353,43 @@ class CallTracker:
                 todo.append(other)
         return seen
 
-    def _mark_handled(self, uniqueid: str) -> None:
+    def _mark_handled(self, uniqueid: str, now: float) -> None:
         joined = self._joined(uniqueid)
-        callers = [self.calls[self._channels[u].call_id] for u in joined
-                   if self._channels[u].call_id == u and self.calls[u].inbound]
-        if not callers:
-            return
-        legs = [u for u in joined if not is_local(self._channels[u].name) and self._channels[u].call_id != u]
+        callers = [self.calls[u] for u in joined if self._channels[u].call_id == u and self.calls[u].inbound]
         for call in callers:
-            for leg in legs:
-                identity = self.leg_identity(leg)
-                if identity not in call.handled_by:
-                    call.handled_by.append(identity)
+            for identity in self._agent_legs(joined):
+                call.legs.setdefault(identity, Leg(identity, now)).connect(now)
+
+    def _agent_legs(self, joined: set[str]) -> set[str]:
+        return {self.leg_identity(u) for u in joined
+                if not is_local(self._channels[u].name) and self._channels[u].call_id != u}
+
+    def _refresh_legs(self, now: float) -> None:
+        """A channel left a bridge or hung up: legs no longer joined to their caller stop talking."""
+        for call in self.calls.values():
+            talking = [leg for leg in call.legs.values() if leg.connected_since is not None]
+            if not talking:
+                continue
+            joined = self._agent_legs(self._joined(call.call_id)) if call.call_id in self._channels else set()
+            for leg in talking:
+                if leg.identity not in joined:
+                    leg.disconnect(now)
+
+    def _on_hold(self, event: ev.Hold, now: float) -> None:
+        leg = self._leg_of_event(event.channel)
+        if leg is not None and leg.hold_since is None:
+            leg.hold_since = now
+
+    def _on_unhold(self, event: ev.Unhold, now: float) -> None:
+        leg = self._leg_of_event(event.channel)
+        if leg is not None:
+            leg.unhold(now)
+
+    def _leg_of_event(self, snap: ev.ChannelSnapshot) -> Leg | None:
+        call = self.calls.get(snap.linkedid)
+        if call is None or snap.uniqueid not in self._channels:
+            return None
+        return call.legs.get(self.leg_identity(snap.uniqueid))
 
     # -- resync -------------------------------------------------------------------
 
@@ -351,7 +419,7 @@ class CallTracker:
                 self._bridges.setdefault(bridge_id, set()).add(snap.uniqueid)
                 self._bridge_of[snap.uniqueid] = bridge_id
         for uniqueid in list(self._bridge_of):
-            self._mark_handled(uniqueid)
+            self._mark_handled(uniqueid, now)
 
     async def resync(self, ami) -> None:
         """After every (re)connect: ask the PBX what exists and reconcile with it."""

@@ -6,7 +6,9 @@ import asyncio
 
 import pytest
 
-from contactcentre.crm.models import ServiceTier
+from sqlalchemy import select
+
+from contactcentre.crm.models import InteractionLeg, ServiceTier
 from tests.support import add_customer, new_interactions
 
 
@@ -60,6 +62,12 @@ async def test_known_caller_pops_their_record_and_the_call_is_stored(stack):
     assert row.arrived_at <= row.offered_at <= row.answered_at <= row.ended_at
     assert (row.disposition, row.notes) == ("resolved", "Changed the delivery address.")
     assert stack.sim.truth[call.call_id].answered_by == "PJSIP/agent1"
+    events = [name for _, name, _ in row.timeline]
+    assert events[0] == "Newchannel" and events[-1] == "Hangup" and "BridgeEnter" in events
+    async with sessions() as session:
+        legs = (await session.scalars(select(InteractionLeg).where(InteractionLeg.call_id == call.call_id))).all()
+    assert [(leg.agent_device, leg.agent_id) for leg in legs] == [("PJSIP/agent1", agent.id)]
+    assert 0 < legs[0].talk_seconds <= (row.ended_at - row.answered_at).total_seconds() + 0.5
     await console.close()
 
 

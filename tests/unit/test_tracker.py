@@ -40,3 +40,26 @@ def test_device_names():
     assert device_of("PJSIP/agent1-0000002a") == "PJSIP/agent1"
     assert device_of("PJSIP/carrier-00000000") == "PJSIP/carrier"
     assert device_of("Local/2003@xfer-00000000;1") == "Local/2003@xfer"
+
+
+def test_transfers_give_one_leg_per_agent_who_talked_to_the_caller_with_hold_time():
+    bus = Bus()
+    ended = []
+    bus.subscribe(CallEnded, ended.append)
+    clock = [0.0]
+    tracker = CallTracker(bus, clock=lambda: clock[0])
+    for message in iter_messages(capture("transfers-hold.ami")):
+        if message.kind == "event":
+            clock[0] += 1.0  # the capture has no times: one second an event keeps durations comparable
+            tracker.handle(message)
+    legs = [[(device, hold > 0) for device, _, _, _, hold in call.legs] for call in ended]
+    assert legs == [
+        [("PJSIP/agent1", False), ("PJSIP/agent3", False)],  # blind transfer
+        [("PJSIP/agent2", False), ("PJSIP/agent4", False)],  # caller redirected
+        [("PJSIP/agent1", True), ("PJSIP/agent3", False)],  # attended transfer: Asterisk holds the transferer
+        [("PJSIP/agent2", True)],  # consultation cancelled: agent4 never talked to the caller
+        [("PJSIP/agent1", True)],  # the phone put the caller on hold
+    ]
+    for call in ended:
+        for _, joined, left, talk, hold in call.legs:
+            assert left is not None and joined < left and 0 < talk <= left - joined and hold < talk
