@@ -8,7 +8,7 @@ from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
 from contactcentre.config import AgiSettings
-from contactcentre.telephony.agi.protocol import AgiCommandError
+from contactcentre.telephony.agi.protocol import MAX_LINE_BYTES, AgiCommandError
 from contactcentre.telephony.agi.server import AgiHangup, AgiServer
 from tests.captures import capture
 
@@ -125,6 +125,18 @@ async def test_a_peer_that_goes_silent_times_out_and_is_counted():
     writer.write(b"agi_network: yes\nagi_network_script: inbound\nagi_uniqueid: 1.1\n\n")
     assert await asyncio.wait_for(reader.readline(), 2) == b"ANSWER\n"
     assert await asyncio.wait_for(reader.read(), 2) == b""  # no reply from us: the server gives up and closes
+    assert server.protocol_errors == 1
+    writer.close()
+    await server.close()
+
+
+async def test_a_line_over_the_limit_is_refused_and_counted():
+    server = AgiServer(AgiSettings(host="127.0.0.1", port=0, command_timeout=2), {})
+    await server.start()
+    reader, writer = await asyncio.open_connection("127.0.0.1", server.port)
+    writer.write(b"agi_network: yes\nagi_callerid: " + b"9" * (MAX_LINE_BYTES + 1) + b"\n\n")
+    await writer.drain()
+    assert await asyncio.wait_for(reader.read(), 3) == b""
     assert server.protocol_errors == 1
     writer.close()
     await server.close()

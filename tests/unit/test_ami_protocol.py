@@ -66,6 +66,24 @@ def test_random_bytes_never_crash_the_parser(data):
         assert message.kind in ("banner", "event", "response", "action", "unknown")
 
 
+@settings(max_examples=60, deadline=None)
+@given(st.lists(st.tuples(st.integers(min_value=0, max_value=len(capture("queue-basic.ami")) - 1),
+                          st.integers(min_value=0, max_value=255)), min_size=1, max_size=50),
+       st.lists(st.integers(min_value=1, max_value=4096), min_size=1, max_size=30))
+def test_mutated_captures_split_at_random_never_crash_and_keep_the_rest(mutations, sizes):
+    data = bytearray(capture("queue-basic.ami"))
+    for position, value in mutations:
+        data[position] = value
+    parser, offset, messages = AmiParser(), 0, []
+    for size in sizes * (len(data) // sum(sizes) + 1):
+        messages += parser.feed(bytes(data[offset:offset + size]))
+        offset += size
+        if offset >= len(data):
+            break
+    # a flipped byte can spoil the message it lands in (or join two), never the stream
+    assert len(messages) >= data.count(b"\r\n\r\n") - len(mutations) * 2
+
+
 def test_a_message_without_end_is_cut_at_the_limit_and_counted():
     parser = AmiParser(expect_banner=False)
     assert parser.feed(b"Event: Flood\r\nX: " + b"y" * (MAX_MESSAGE_BYTES + 10)) == []

@@ -1,0 +1,47 @@
+"""Typed AMI events: what Asterisk sent, as dataclasses; anything else kept whole."""
+
+import pytest
+
+from contactcentre.telephony.ami import events as ev
+from contactcentre.telephony.ami.protocol import iter_messages, parse_message
+from tests.captures import AMI_CAPTURES, capture
+
+
+def typed(name: str) -> list:
+    return [ev.decode(m) for m in iter_messages(capture(name)) if m.kind == "event"]
+
+
+@pytest.mark.parametrize("name", AMI_CAPTURES)
+def test_every_captured_event_decodes_to_its_model_or_to_unknown(name):
+    for event in typed(name):
+        if isinstance(event, ev.UnknownEvent):
+            assert event.name not in ev.KNOWN_EVENTS or event.name == "AgentComplete"
+        else:
+            assert type(event).__name__ in ev.KNOWN_EVENTS
+
+
+def test_channel_events_carry_the_channel_block():
+    newchannel = next(e for e in typed("queue-basic.ami") if isinstance(e, ev.Newchannel))
+    assert newchannel.channel.name.startswith("PJSIP/carrier-")
+    assert newchannel.channel.state == 4 and newchannel.channel.caller_num.startswith("+")
+    assert newchannel.channel.connected_num == ""  # Asterisk's "<unknown>" is no number
+
+
+def test_transfers_and_hold_are_typed():
+    events = typed("transfers-hold.ami")
+    blind = next(e for e in events if isinstance(e, ev.BlindTransfer))
+    assert (blind.context, blind.extension) == ("xfer", "2003")
+    assert blind.transferer.name.startswith("PJSIP/agent1-")
+    attended = next(e for e in events if isinstance(e, ev.AttendedTransfer))
+    assert attended.dest_type == "Bridge" and attended.orig_transferer is not None
+    holds = [e for e in events if isinstance(e, ev.Hold)]
+    assert "default" in {h.music_class for h in holds} and "" in {h.music_class for h in holds}
+    assert any(isinstance(e, ev.LocalBridge) for e in events)
+
+
+def test_an_event_missing_its_channel_is_kept_as_unknown_not_crashed_on():
+    message = parse_message("Event: Hangup\r\nCause: 16")
+    event = ev.decode(message)
+    assert isinstance(event, ev.UnknownEvent) and event.headers == (("Event", "Hangup"), ("Cause", "16"))
+    garbled = ev.decode(parse_message("Event: Newstate\r\nUniqueid: 1.1\r\nChannelState: up!"))
+    assert isinstance(garbled, ev.Newstate) and garbled.channel.state == 0
