@@ -15,7 +15,7 @@ import socketio
 
 from contactcentre.crm.accounts import get_agent
 from contactcentre.crm.models import Role
-from contactcentre.routing.models import LiveAgent, LiveCall
+from contactcentre.routing.models import AgentState, LiveAgent, LiveCall
 from contactcentre.routing.service import QueueRouter, RoutingError
 from contactcentre.telephony.ami.client import AmiError, AmiNotConnected
 from contactcentre.telephony.commands import PbxCommands
@@ -89,8 +89,10 @@ class ConsoleEvents:
         await self.sio.save_session(sid, {"agent_id": agent.id, "role": identity.role.value})
         await self.sio.enter_room(sid, agent_room(agent.id))
         self.connections[agent.id] += 1
+        already = agent.id in self.router.agents and self.router.agents[agent.id].status is not AgentState.LOGGED_OUT
         live = self.router.agent_login(agent.id, agent.username, agent.display_name, agent.device)
-        await self.sio.emit("agent_state", live.as_dict(), to=sid)
+        if already:  # a second tab: the login itself told the room nothing, so tell this one
+            await self.sio.emit("agent_state", live.as_dict(), to=sid)
         log.info("agent console connected", extra={"agent_id": agent.id})
 
     async def disconnect(self, sid: str, reason: object = None) -> None:

@@ -5,11 +5,10 @@ from __future__ import annotations
 import asyncio
 
 import pytest
-
 from sqlalchemy import select
 
 from contactcentre.crm.models import InteractionLeg, ServiceTier
-from tests.support import add_customer, new_interactions
+from tests.support import add_customer, new_interactions, sqlite_url, start_stack
 
 
 async def take_call(stack, console, number: str, name: str):
@@ -170,3 +169,51 @@ async def test_disposition_outside_the_list_is_refused_and_the_agent_stays_in_wr
     assert "disposition" in reply["error"]
     assert stack.services.router.agents[1].state == "wrap_up"
     await console.close()
+
+
+async def test_caller_hanging_up_while_the_phone_rings_frees_the_agent(stack):
+    await stack.add_agent("alice", "PJSIP/agent1")
+    console = await stack.console("alice")
+    call, pop = await take_call(stack, console, "+441632960105", "")
+    await _until(lambda: call.t_ringing is not None)
+
+    call.caller_hangup()
+
+    assert (await console.wait_call_state("ended"))["call_id"] == pop["call_id"]
+    await console.wait_state("available")
+    await asyncio.wait_for(call.finished.wait(), 5)
+    await stack.services.bus.drain()
+    rows = await new_interactions(stack.services.sessions)
+    assert [(r.call_id, r.agent_id, r.answered_at) for r in rows] == [(call.call_id, None, None)]
+    assert rows[0].offered_at is not None
+
+
+async def test_a_phone_that_rings_out_pauses_its_agent_and_the_next_agent_gets_the_call(aiohttp_server, tmp_path):
+    stack = await start_stack(aiohttp_server, sqlite_url(tmp_path), routing={"ring_timeout": 1})
+    await stack.add_agent("alice", "PJSIP/agent1")
+    await stack.add_agent("bob", "PJSIP/agent2")
+    alice, bob = await stack.console("alice"), await stack.console("bob")
+    for console in (alice, bob):
+        await console.wait_state("paused")
+        assert (await console.call("ready"))["ok"]
+    call = stack.sim.place_call("+441632960106", "")
+
+    first = await asyncio.wait_for(_first_pop(alice, bob), 5)
+    missed = await first.wait_call_state("missed", timeout=5)  # nobody answered in 1 s
+    paused = await first.wait_state("paused")
+    second = bob if first is alice else alice
+    pop = await second.next("screen_pop", timeout=5)
+
+    assert missed["call_id"] == pop["call_id"] == call.call_id
+    assert paused["reason"] == "no answer"
+    call.caller_hangup()
+    await stack.close_consoles()
+
+
+async def _first_pop(*consoles):
+    while True:
+        for console in consoles:
+            if not console.events["screen_pop"].empty():
+                await console.events["screen_pop"].get()
+                return console
+        await asyncio.sleep(0.01)
