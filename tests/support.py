@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import asyncio
 from collections import defaultdict
+from contextlib import asynccontextmanager
 from dataclasses import dataclass, field
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
@@ -13,7 +14,7 @@ import socketio
 from sqlalchemy import select
 
 from contactcentre.app import create_app
-from contactcentre.config import Settings
+from contactcentre.config import AgiSettings, AmiSettings, Settings
 from contactcentre.crm.accounts import create_agent
 from contactcentre.crm.models import (
     ContactPoint,
@@ -23,6 +24,9 @@ from contactcentre.crm.models import (
     ServiceTier,
 )
 from contactcentre.services import Services
+from contactcentre.telephony.agi.server import AgiServer
+from contactcentre.telephony.ami.client import AmiClient
+from contactcentre.telephony.simulator.pbx import SimulatedPbx
 from contactcentre.web.keys import SERVICES
 
 PASSWORD = "correct horse battery"  # every agent the tests add signs in with it
@@ -125,6 +129,27 @@ class Stack:
         await client.connect()
         self.consoles.append(client)
         return client
+
+
+@asynccontextmanager
+async def simulator_with_script(script, *, auto_answer: float | None = 0.05, command_timeout: float = 30):
+    """A FastAGI server running `script` for every call, the PBX simulator dialling into it, and an
+    AMI client logged in to the simulator: yields (simulator, client, events as read off the wire)."""
+    server = AgiServer(AgiSettings(host="127.0.0.1", port=0, command_timeout=command_timeout), {"inbound": script})
+    await server.start()
+    sim = SimulatedPbx("cc", "s", f"agi://127.0.0.1:{server.port}/inbound", auto_answer=auto_answer)
+    await sim.start("127.0.0.1", 0)
+    events: list[tuple[str, list[tuple[str, str]]]] = []
+    ami = AmiClient(AmiSettings(host="127.0.0.1", port=sim.ami.port, username="cc", secret="s"))
+    ami.add_handler(lambda message: events.append((message.name, message.headers)))
+    await ami.start()
+    try:
+        yield sim, ami, events
+        await ami.send("Ping")  # every event sent before it has been read
+    finally:
+        await ami.close()
+        await sim.close()
+        await server.close()
 
 
 async def start_stack(aiohttp_server, database_url: str, **overrides) -> Stack:

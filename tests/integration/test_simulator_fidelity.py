@@ -9,12 +9,9 @@ channel: the same event types in the same order, with the same header names.
 import asyncio
 from collections import defaultdict
 
-from contactcentre.config import AgiSettings, AmiSettings
-from contactcentre.telephony.agi.server import AgiServer
-from contactcentre.telephony.ami.client import AmiClient
 from contactcentre.telephony.ami.protocol import iter_messages
-from contactcentre.telephony.simulator.pbx import SimulatedPbx
 from tests.captures import capture
+from tests.support import simulator_with_script
 
 COMPARED = {"Newchannel", "Newstate", "NewConnectedLine", "DialBegin", "DialState", "DialEnd", "BridgeEnter",
             "BridgeLeave", "HangupRequest", "SoftHangupRequest", "Hangup"}
@@ -46,22 +43,11 @@ async def simulated_call():
         await session.exec("Dial", "PJSIP/agent2,20,tT")
         await session.get_variable("DIALSTATUS")
 
-    server = AgiServer(AgiSettings(host="127.0.0.1", port=0, command_timeout=5), {"inbound": script})
-    await server.start()
-    sim = SimulatedPbx("cc", "s", f"agi://127.0.0.1:{server.port}/inbound", auto_answer=0.05)
-    await sim.start("127.0.0.1", 0)
-    events = []
-    ami = AmiClient(AmiSettings(host="127.0.0.1", port=sim.ami.port, username="cc", secret="s"))
-    ami.add_handler(lambda message: events.append((message.name, message.headers)))
-    await ami.start()  # what goes over the wire, read as the server reads it
-    call = sim.place_call("+12025550143", "John Doe")
-    await asyncio.wait_for(call.bridged.wait(), 5)
-    call.agent_hangup()
-    await asyncio.wait_for(call.finished.wait(), 5)
-    await ami.send("Ping")  # every event before it has been read
-    await ami.close()
-    await sim.close()
-    await server.close()
+    async with simulator_with_script(script) as (sim, ami, events):
+        call = sim.place_call("+12025550143", "John Doe")
+        await asyncio.wait_for(call.bridged.wait(), 5)
+        call.agent_hangup()
+        await asyncio.wait_for(call.finished.wait(), 5)
     return per_channel(events)
 
 

@@ -97,6 +97,7 @@ class AmiClient:
         self._transport: asyncio.Transport | None = None
         self._protocol: _AmiProtocol | None = None
         self._pending: dict[str, _Pending] = {}
+        self._awaited: dict[str, tuple[str, asyncio.Future]] = {}  # ActionID -> (event name, its future)
         self._ids = itertools.count(1)
         self._prefix = f"cc-{random.getrandbits(32):08x}-"
         self._runner: asyncio.Task | None = None
@@ -151,10 +152,40 @@ class AmiClient:
         pending = await self._submit(name, keys, None, timeout, is_list=True, on_complete=on_complete)
         return pending.items
 
-    async def _submit(self, name, keys, variables, timeout, is_list, on_complete=None) -> _Pending:
+    async def send_and_wait_event(self, name: str, keys: Mapping[str, object] | None = None,
+                                  event_name: str = "", variables: Mapping[str, object] | None = None,
+                                  timeout: float | None = None, event_timeout: float | None = None) -> AmiMessage:
+        """Send an action whose outcome comes later as an event carrying its ActionID (an async
+        Originate's `OriginateResponse`) and return that event; raise AmiError on `Response: Error`.
+
+        The event is awaited from before the action is written, so it counts even if it overtakes the
+        response; it is still handed to the event handlers too. `event_timeout` (default: the action
+        timeout) bounds the wait for the event once the response came.
+        """
+        action_id = self._next_action_id()
+        waiter = asyncio.get_running_loop().create_future()
+        self._awaited[action_id] = (event_name.lower(), waiter)
+        try:
+            await self._submit(name, keys, variables, timeout, is_list=False, action_id=action_id)
+            limit = event_timeout or self.settings.action_timeout
+            try:
+                async with asyncio.timeout(limit):
+                    return await waiter
+            except TimeoutError:
+                raise TimeoutError(f"{name}: no {event_name} from the PBX within {limit:g} s") from None
+        finally:
+            self._awaited.pop(action_id, None)
+            if waiter.done() and not waiter.cancelled():
+                waiter.exception()  # a link dropped while the action was pending: already raised there
+
+    def _next_action_id(self) -> str:
+        return f"{self._prefix}{next(self._ids)}"
+
+    async def _submit(self, name, keys, variables, timeout, is_list, on_complete=None,
+                      action_id: str | None = None) -> _Pending:
         if self._transport is None or self._transport.is_closing():
             raise AmiNotConnected(f"{name}: the AMI link is down ({self.status.value})")
-        action_id = f"{self._prefix}{next(self._ids)}"
+        action_id = action_id or self._next_action_id()
         pending = _Pending(name, asyncio.get_running_loop().create_future(), is_list, on_complete)
         self._pending[action_id] = pending
         self._transport.write(encode_action(name, action_id, keys, variables))
@@ -178,6 +209,9 @@ class AmiClient:
         pending = self._pending.get(action_id) if action_id else None
         if pending is not None and self._settle(pending, message):
             return
+        awaited = self._awaited.get(action_id) if action_id and message.kind == "event" else None
+        if awaited is not None and awaited[0] == message.name.lower() and not awaited[1].done():
+            awaited[1].set_result(message)
         if message.kind == "event":
             self.events_received += 1
             for handler in self._handlers:
@@ -302,6 +336,9 @@ class AmiClient:
             if not pending.future.done():
                 pending.future.set_exception(exc)
         self._pending.clear()
+        for _, waiter in self._awaited.values():
+            if not waiter.done():
+                waiter.set_exception(exc)
 
 
 class LoginFailed(Exception):

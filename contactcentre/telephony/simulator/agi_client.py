@@ -20,7 +20,7 @@ from urllib.parse import urlsplit
 from contactcentre.telephony.agi.protocol import MAX_LINE_BYTES
 
 if TYPE_CHECKING:
-    from contactcentre.telephony.simulator.pbx import SimCall
+    from contactcentre.telephony.simulator.applications import PbxThread
 
 log = logging.getLogger(__name__)
 
@@ -44,15 +44,19 @@ COMMANDS = ("GET FULL VARIABLE", "GET VARIABLE", "SET VARIABLE", "STREAM FILE", 
 SHORT_MEDIA = 0.05  # seconds a simulated prompt plays: long enough to be a real wait, short for tests
 
 
-async def run_agi(call: SimCall) -> str:
-    """Run the FastAGI session of `call`; return AGISTATUS (SUCCESS, HANGUP or FAILURE)."""
-    url = urlsplit(call.pbx.agi_url)
+async def run_agi(thread: PbxThread) -> str:
+    """Run the FastAGI session of the channel `thread` runs on; return AGISTATUS (SUCCESS, HANGUP or FAILURE).
+
+    The session sees the channel as hung up once it is hung up *or* redirected elsewhere (a
+    Redirect, a blind transfer): res_agi reads either as a hangup, and the dialplan carries on at
+    the new place only when the server ends the session."""
+    url = urlsplit(thread.pbx.agi_url)
     try:
         reader, writer = await asyncio.open_connection(url.hostname, url.port or 4573, limit=MAX_LINE_BYTES)
     except OSError as exc:
-        log.warning("FastAGI server %s unreachable: %s", call.pbx.agi_url, exc)
+        log.warning("FastAGI server %s unreachable: %s", thread.pbx.agi_url, exc)
         return "FAILURE"
-    session = _AgiPeer(call, reader, writer, url.path.lstrip("/"))
+    session = _AgiPeer(thread, reader, writer, url.path.lstrip("/"))
     try:
         return await session.serve()
     finally:
@@ -60,8 +64,9 @@ async def run_agi(call: SimCall) -> str:
 
 
 class _AgiPeer:
-    def __init__(self, call: SimCall, reader: asyncio.StreamReader, writer: asyncio.StreamWriter, script: str):
-        self.call = call
+    def __init__(self, thread: PbxThread, reader: asyncio.StreamReader, writer: asyncio.StreamWriter, script: str):
+        self.thread = thread
+        self.channel = thread.channel
         self.reader = reader
         self.writer = writer
         self.script = script
@@ -70,7 +75,7 @@ class _AgiPeer:
 
     async def serve(self) -> str:
         self.writer.write(self._environment())
-        gone = asyncio.ensure_future(self.call.gone.wait())
+        gone = asyncio.ensure_future(self.channel.interrupted.wait())
         read: asyncio.Task | None = None
         try:
             while True:
@@ -83,14 +88,14 @@ class _AgiPeer:
                     continue
                 line, read = read.result(), None
                 if not line:
-                    return "HANGUP" if self.call.gone.is_set() else "SUCCESS"
+                    return "HANGUP" if self.channel.interrupted.is_set() else "SUCCESS"
                 reply = await self._execute(line.decode("utf-8", errors="replace").strip())
                 if self._ran_when_gone and not self.notified:
                     self._notify_hangup()
                 self.writer.write(reply.encode())
                 await self.writer.drain()
         except (ConnectionError, asyncio.LimitOverrunError, ValueError):
-            return "HANGUP" if self.call.gone.is_set() else "SUCCESS"
+            return "HANGUP" if self.channel.interrupted.is_set() else "SUCCESS"
         finally:
             gone.cancel()
             if read is not None:
@@ -101,14 +106,14 @@ class _AgiPeer:
         self.writer.write(b"HANGUP\n")
 
     def _environment(self) -> bytes:
-        caller = self.call.caller
+        caller = self.channel
         env = [
-            ("agi_network", "yes"), ("agi_network_script", self.script), ("agi_request", self.call.pbx.agi_url),
+            ("agi_network", "yes"), ("agi_network_script", self.script), ("agi_request", self.thread.pbx.agi_url),
             ("agi_channel", caller.name), ("agi_language", "en"), ("agi_type", "PJSIP"),
             ("agi_uniqueid", caller.uniqueid), ("agi_version", "22.10.1"),
             ("agi_callerid", caller.caller_num or "unknown"), ("agi_calleridname", caller.caller_name or "unknown"),
             ("agi_callingpres", "0"), ("agi_callingani2", "0"), ("agi_callington", "0"), ("agi_callingtns", "0"),
-            ("agi_dnid", self.call.did), ("agi_rdnis", "unknown"), ("agi_context", caller.context),
+            ("agi_dnid", caller.dnid or "unknown"), ("agi_rdnis", "unknown"), ("agi_context", caller.context),
             ("agi_extension", caller.exten), ("agi_priority", str(caller.priority)), ("agi_enhanced", "0.0"),
             ("agi_accountcode", ""), ("agi_threadid", str(threading.get_ident())),
         ]
@@ -116,14 +121,15 @@ class _AgiPeer:
 
     async def _execute(self, line: str) -> str:
         """One command, with the AGIExecStart/End events Asterisk sends around it."""
-        self._ran_when_gone = self.call.gone.is_set()
+        gone = self.channel.interrupted.is_set()
+        self._ran_when_gone = gone
         command, args = _split(line)
         if command is None:
             return "510 Invalid or unknown command\n"
-        if self.call.gone.is_set() and command not in DEAD_OK:
+        if gone and command not in DEAD_OK:
             return "511 Command Not Permitted on a dead channel or intercept routine\n"
         command_id = str(random.getrandbits(31))
-        pbx, caller = self.call.pbx, self.call.caller
+        pbx, caller = self.thread.pbx, self.channel
         pbx.channel_event("AGIExecStart", caller, ("CommandId", command_id), ("Command", line), privilege="agi,all")
         reply = await self._run(command, args)
         code = reply[:3]
@@ -133,71 +139,72 @@ class _AgiPeer:
         return reply
 
     async def _run(self, command: str, args: list[str]) -> str:
-        call = self.call
-        variables = call.caller.variables
-        needs = {"STREAM FILE": 1, "GET DATA": 1, "EXEC": 1, "SET VARIABLE": 2, "GET VARIABLE": 1,
-                 "GET FULL VARIABLE": 1, "WAIT FOR DIGIT": 1, "SAY DIGITS": 1, "SAY NUMBER": 1}
-        if len(args) < needs.get(command, 0):
+        if len(args) < NEEDS.get(command, 0):
             usage = USAGE.get(command, "See the AGI documentation.")
             return f"520-Invalid command syntax.  Proper usage follows:\n{usage}\n520 End of proper usage.\n"
-        if command == "ANSWER":
-            call.answer()
-            return "200 result=0\n"
-        if command == "HANGUP":
-            call.caller_hangup()
-            return "200 result=1\n"
-        if command in ("NOOP", "SAY DIGITS", "SAY NUMBER"):
-            return "200 result=0\n"
-        if command == "VERBOSE":
-            return "200 result=1\n"
-        if command == "CHANNEL STATUS":
-            return f"200 result={call.caller.state}\n"
-        if command == "SET VARIABLE":
-            variables[args[0]] = args[1]
-            call.pbx.channel_event("VarSet", call.caller, ("Variable", args[0]), ("Value", args[1]),
-                                   privilege="dialplan,all")
-            return "200 result=1\n"
-        if command in ("GET VARIABLE", "GET FULL VARIABLE"):
-            value = variables.get(args[0].strip("${}"))
-            return f"200 result=1 ({value})\n" if value is not None else "200 result=0\n"
-        if command.startswith("DATABASE"):
-            return "200 result=0\n"
-        if command == "STREAM FILE":
-            return await self._play(endpos=8000)
-        if command == "GET DATA":
-            return "200 result= (timeout)\n" if not call.gone.is_set() else "200 result=-1\n"
-        if command == "WAIT FOR DIGIT":
-            return "200 result=0\n"
-        return await self._exec(args[0], args[1] if len(args) > 1 else "")
+        return await getattr(self, HANDLERS[command])(args)
+
+    async def _answer(self, args: list[str]) -> str:
+        await self.thread.execute("Answer", "")
+        return "200 result=0\n"
+
+    async def _hangup(self, args: list[str]) -> str:
+        # res_agi's HANGUP is a soft hangup of the channel (SoftHangupRequest), not the far end's.
+        self.thread.pbx.request_hangup(self.channel, 16, event="SoftHangupRequest")
+        return "200 result=1\n"
+
+    async def _zero(self, args: list[str]) -> str:
+        return "200 result=0\n"
+
+    async def _one(self, args: list[str]) -> str:
+        return "200 result=1\n"
+
+    async def _channel_status(self, args: list[str]) -> str:
+        return f"200 result={self.channel.state}\n"
+
+    async def _set_variable(self, args: list[str]) -> str:
+        self.thread.pbx.set_variable(self.channel, args[0], args[1])
+        return "200 result=1\n"
+
+    async def _get_variable(self, args: list[str]) -> str:
+        value = self.thread.variable(args[0].strip("${}"))
+        return f"200 result=1 ({value})\n" if value is not None else "200 result=0\n"
+
+    async def _stream_file(self, args: list[str]) -> str:
+        return await self._play(endpos=8000)
+
+    async def _get_data(self, args: list[str]) -> str:
+        return "200 result= (timeout)\n" if not self.channel.interrupted.is_set() else "200 result=-1\n"
 
     async def _play(self, endpos: int | None = None) -> str:
         try:
-            await asyncio.wait_for(self.call.gone.wait(), SHORT_MEDIA)
+            await asyncio.wait_for(self.channel.interrupted.wait(), SHORT_MEDIA)
             result = -1
         except TimeoutError:
             result = 0
         return f"200 result={result}" + (f" endpos={endpos}" if endpos is not None else "") + "\n"
 
-    async def _exec(self, application: str, data: str) -> str:
-        call = self.call
-        app = application.lower()
-        if call.gone.is_set():
+    async def _exec(self, args: list[str]) -> str:
+        """EXEC runs a dialplan application on the channel, as pbx_exec does: while it runs, the
+        channel's application is that one (what a Redirect's Newexten then names)."""
+        if self.channel.interrupted.is_set():
             return "200 result=-1\n"
-        if app == "startmusiconhold":
-            call.start_moh(data or "default")
-            return "200 result=0\n"
-        if app == "stopmusiconhold":
-            call.stop_moh()
-            return "200 result=0\n"
-        if app == "playback":
-            return await self._play()
-        if app == "dial":
-            parts = data.split(",")
-            timeout = float(parts[1]) if len(parts) > 1 and parts[1] else 3600.0
-            result, status = await call.dial(parts[0], timeout)
-            call.caller.variables["DIALSTATUS"] = status
-            return f"200 result={result}\n"
-        return "200 result=-2\n"  # Asterisk: application not found
+        channel = self.channel
+        running = channel.application, channel.application_data
+        try:
+            result = await self.thread.execute(args[0], args[1] if len(args) > 1 else "")
+        finally:
+            channel.application, channel.application_data = running
+        return f"200 result={result}\n"
+
+
+NEEDS = {"STREAM FILE": 1, "GET DATA": 1, "EXEC": 1, "SET VARIABLE": 2, "GET VARIABLE": 1,
+         "GET FULL VARIABLE": 1, "WAIT FOR DIGIT": 1, "SAY DIGITS": 1, "SAY NUMBER": 1}
+HANDLERS = {"ANSWER": "_answer", "HANGUP": "_hangup", "NOOP": "_zero", "SAY DIGITS": "_zero",
+            "SAY NUMBER": "_zero", "WAIT FOR DIGIT": "_zero", "VERBOSE": "_one",
+            "CHANNEL STATUS": "_channel_status", "SET VARIABLE": "_set_variable", "GET VARIABLE": "_get_variable",
+            "GET FULL VARIABLE": "_get_variable", "DATABASE GET": "_zero", "DATABASE PUT": "_zero",
+            "DATABASE DEL": "_zero", "STREAM FILE": "_stream_file", "GET DATA": "_get_data", "EXEC": "_exec"}
 
 
 def _split(line: str) -> tuple[str | None, list[str]]:

@@ -33,6 +33,7 @@ class AmiSession(asyncio.Protocol):
         self.username = ""
         self.logged_in = False
         self.events_on = True
+        self.login_tv = ""  # when it logged in, as the security events write it
 
     def connection_made(self, transport: asyncio.Transport) -> None:
         self.transport = transport
@@ -135,6 +136,7 @@ class AmiServer:
         handler = self.handlers.get(low)
         if handler is None:
             session.respond(action, "Error", [("Message", unknown_action_message(name))])
+            self._request_bad_format(session, name)
             return
         await handler(session, action)
 
@@ -148,23 +150,41 @@ class AmiServer:
         session.username = self.username
         session.events_on = (action.get("Events") or "on").lower() not in ("off", "no")
         session.respond(action, "Success", [("Message", "Authentication accepted")])
+        session.login_tv = _event_tv()
         self._security_event("SuccessfulAuth", session, self.username)
         uptime = int((datetime.now(UTC) - self.started_at).total_seconds())
         session.send(("Event", "FullyBooted"), [("Privilege", "system,all"), ("Uptime", str(uptime)),
                                                  ("LastReload", str(uptime)), ("Status", "Fully Booted")])
 
+    def _request_bad_format(self, session: AmiSession, name: str) -> None:
+        """The security event Asterisk raises after an unknown action (resync.ami, after FlyToTheMoon)."""
+        local, remote = _addresses(session)
+        self.broadcast("RequestBadFormat", [
+            ("Privilege", "security,all"), ("EventTV", _event_tv()), ("Severity", "Error"), ("Service", "AMI"),
+            ("EventVersion", "1"), ("SessionID", f"0x{id(session):x}"), ("LocalAddress", local),
+            ("RemoteAddress", remote), ("RequestType", f"Action: {name}"), ("SessionTV", session.login_tv),
+            ("AccountID", session.username)])
+
     def _security_event(self, name: str, session: AmiSession, account: str) -> None:
-        local = session.transport.get_extra_info("sockname") if session.transport else ("127.0.0.1", 0)
-        remote = session.transport.get_extra_info("peername") if session.transport else ("127.0.0.1", 0)
-        now = datetime.now(UTC).strftime("%Y-%m-%dT%H:%M:%S.%f")[:-3] + "+0000"
+        local, remote = _addresses(session)
+        now = _event_tv()
         headers = [("Privilege", "security,all"), ("EventTV", now),
                    ("Severity", "Informational" if name == "SuccessfulAuth" else "Error"),
                    ("Service", "AMI"), ("EventVersion", "1" if name == "SuccessfulAuth" else "2"),
                    ("AccountID", account), ("SessionID", f"0x{id(session):x}"),
-                   ("LocalAddress", f"IPV4/TCP/{local[0]}/{local[1]}"),
-                   ("RemoteAddress", f"IPV4/TCP/{remote[0]}/{remote[1]}")]
+                   ("LocalAddress", local), ("RemoteAddress", remote)]
         if name == "SuccessfulAuth":
             headers += [("UsingPassword", "0"), ("SessionTV", now)]
         else:
             headers += [("SessionTV", "1970-01-01T00:00:00.000+0000")]
         self.broadcast(name, headers)
+
+
+def _event_tv() -> str:
+    return datetime.now(UTC).strftime("%Y-%m-%dT%H:%M:%S.%f")[:-3] + "+0000"
+
+
+def _addresses(session: AmiSession) -> tuple[str, str]:
+    local = session.transport.get_extra_info("sockname") if session.transport else ("127.0.0.1", 0)
+    remote = session.transport.get_extra_info("peername") if session.transport else ("127.0.0.1", 0)
+    return f"IPV4/TCP/{local[0]}/{local[1]}", f"IPV4/TCP/{remote[0]}/{remote[1]}"

@@ -2,7 +2,13 @@
 
 from __future__ import annotations
 
+import asyncio
 from dataclasses import dataclass, field
+from typing import TYPE_CHECKING
+
+if TYPE_CHECKING:
+    from contactcentre.telephony.simulator.bridges import SimBridge
+    from contactcentre.telephony.simulator.local import LocalPair
 
 STATE_DESC = {0: "Down", 4: "Ring", 5: "Ringing", 6: "Up"}
 DOWN, RING, RINGING, UP = 0, 4, 5, 6
@@ -30,14 +36,51 @@ class SimChannel:
     variables: dict[str, str] = field(default_factory=dict)
     application: str = ""
     application_data: str = ""
-    bridge_id: str = ""
+    dnid: str = ""
+
+    # What the simulator knows beyond the snapshot Asterisk publishes.
+    bridge: SimBridge | None = None
+    has_pbx: bool = False  # a dialplan runs on it; otherwise it is a dialled or originated leg
+    owned: bool = False  # a Dial() or an Originate is waiting on it and will hang it up itself
+    hangup_cause: int | None = None
+    goto: tuple[str, str, int] | None = None  # where a Redirect or a transfer sends it next
+    moh_class: str | None = None
+    local: LocalPair | None = None  # set on both halves of a Local/...;1/;2 pair
+    mixmonitors: list[str] = field(default_factory=list)
+    published_cep: tuple[str, str, int] | None = None  # Newexten is sent only when this changes
+    destroyed: bool = False
+    # The far end picked up: a ringing desk phone, or the customer a carrier leg calls.
+    answered: asyncio.Event = field(default_factory=asyncio.Event)
+    # A hangup or a Redirect is pending: whatever runs on the channel must look up.
+    interrupted: asyncio.Event = field(default_factory=asyncio.Event)
+    # Set each time the channel leaves a bridge, so the Dial() that joined it can move on.
+    left_bridge: asyncio.Event = field(default_factory=asyncio.Event)
+    hung_up: asyncio.Event = field(default_factory=asyncio.Event)  # the channel is gone (`Hangup` sent)
 
     @property
     def device(self) -> str:
-        return self.name.rpartition("-")[0]
+        """`PJSIP/agent1-0000002a` -> `PJSIP/agent1`; `Local/2003@xfer-00000000;1` -> `Local/2003@xfer`."""
+        return self.name.split(";", 1)[0].rpartition("-")[0]
+
+    @property
+    def endpoint(self) -> str:
+        return self.device.partition("/")[2]
+
+    @property
+    def bridge_id(self) -> str:
+        return self.bridge.id if self.bridge is not None else ""
+
+    @property
+    def dead(self) -> bool:
+        return self.hangup_cause is not None
+
+    @property
+    def is_phone(self) -> bool:
+        """A desk phone of the contact centre (not the carrier trunk, not a Local channel)."""
+        return self.name.startswith("PJSIP/") and self.endpoint != "carrier"
 
     def headers(self, prefix: str = "") -> list[tuple[str, str]]:
-        """The channel block, in Asterisk's order; `Dest` prefix for DialBegin's called side."""
+        """The channel block, in Asterisk's order; a prefix (`Dest`, `Transferer`...) names the role."""
         return [
             (f"{prefix}Channel", self.name),
             (f"{prefix}ChannelState", str(self.state)),
@@ -56,7 +99,8 @@ class SimChannel:
         ]
 
 
-def bridge_headers(bridge_id: str, count: int) -> list[tuple[str, str]]:
-    return [("BridgeUniqueid", bridge_id), ("BridgeType", "basic"), ("BridgeTechnology", "simple_bridge"),
-            ("BridgeCreator", "<unknown>"), ("BridgeName", "<unknown>"), ("BridgeNumChannels", str(count)),
-            ("BridgeVideoSourceMode", "none")]
+def bridge_headers(bridge_id: str, count: int, prefix: str = "") -> list[tuple[str, str]]:
+    return [(f"{prefix}BridgeUniqueid", bridge_id), (f"{prefix}BridgeType", "basic"),
+            (f"{prefix}BridgeTechnology", "simple_bridge"), (f"{prefix}BridgeCreator", "<unknown>"),
+            (f"{prefix}BridgeName", "<unknown>"), (f"{prefix}BridgeNumChannels", str(count)),
+            (f"{prefix}BridgeVideoSourceMode", "none")]

@@ -1,12 +1,19 @@
 """The embedded PBX: an AMI server and a FastAGI client that behave as Asterisk 22.
 
-Each simulated inbound call runs the dialplan the sample config/asterisk/
-extensions.conf gives a real PBX: the trunk channel appears (`Newchannel`),
-the dialplan hands it to FastAGI, and the server's commands (ANSWER, EXEC
-StartMusicOnHold, EXEC Dial ...) produce the events a real Asterisk sends for
-them, in the order ../shared/ami-captures/ shows. Agent phones ring until an
-AMI `PJSIPNotify` (Event=talk) answers them, or `auto_answer` seconds pass;
-an AMI `Hangup` ends a channel.
+Every channel runs the dialplan of config/asterisk/extensions.conf (parsed by
+`dialplan.py`, run by `applications.py`): a trunk call enters from-carrier,
+whose AGI() hands it to the server over FastAGI, and the server's commands
+(ANSWER, EXEC StartMusicOnHold, EXEC Dial ...) produce the events a real
+Asterisk sends, in the order ../shared/ami-captures/ shows. AMI actions are
+served by one handler table, one module per concern: `originate.py`,
+`transfers.py` (Redirect, BlindTransfer, Atxfer, CancelAtxfer), `status.py`
+(list actions, Getvar/Setvar), `recording.py` (MixMonitor); Hangup and
+PJSIPNotify are here.
+
+Desk phones ring until an AMI `PJSIPNotify` (Event=talk) answers them, or
+`auto_answer` seconds pass; a customer the carrier leg calls answers after
+`customer_answer` seconds. A test (or the demo) can also make any ringing leg
+answer with `answer()`, and any phone hang up with `phone_hangup()`.
 """
 
 from __future__ import annotations
@@ -16,26 +23,27 @@ import itertools
 import logging
 import time
 import uuid
-from collections.abc import Callable
-from dataclasses import dataclass
+from collections.abc import Callable, Collection, Coroutine
+from dataclasses import dataclass, field
 
 from contactcentre.telephony.ami.protocol import AmiMessage
-from contactcentre.telephony.simulator.agi_client import run_agi
+from contactcentre.telephony.simulator import dialplan as dialplan_file
 from contactcentre.telephony.simulator.ami_server import AmiServer, AmiSession
-from contactcentre.telephony.simulator.channels import (
-    CAUSE_TEXT,
-    DOWN,
-    RING,
-    RINGING,
-    UP,
-    SimChannel,
-    bridge_headers,
-)
+from contactcentre.telephony.simulator.applications import PbxThread
+from contactcentre.telephony.simulator.bridges import SimBridge
+from contactcentre.telephony.simulator.channels import CAUSE_TEXT, RING, RINGING, SimChannel
+from contactcentre.telephony.simulator.originate import OriginateActions
+from contactcentre.telephony.simulator.recording import RecordingActions
+from contactcentre.telephony.simulator.status import StatusActions
+from contactcentre.telephony.simulator.transfers import TransferActions
 
 log = logging.getLogger(__name__)
 
 IVR_DID = "0800200200"
 EventTap = Callable[[str, list[tuple[str, str]]], None]
+PJSIP_NOTIFY_NO_TARGET = ("PJSIPNotify requires either an endpoint name, a SIP URI, or a channel.  "
+                          "You must use only one of them.")
+CARRIER = "carrier"  # the trunk endpoint (pjsip.conf [carrier]): callers arrive on it, customers are dialled on it
 
 
 @dataclass
@@ -44,30 +52,46 @@ class CallTruth:
 
     call_id: str
     number: str
-    answered_by: str | None = None  # device, e.g. PJSIP/agent1
+    answered_by: str | None = None  # the first phone that talked to the caller, e.g. PJSIP/agent1
+    talked_to: list[str] = field(default_factory=list)  # every phone that talked to the caller, in order
     abandoned: bool = False
     ended: bool = False
 
 
 class SimulatedPbx:
     def __init__(self, username: str, secret: str, agi_url: str, *, talk_limit: float = 600.0,
-                 patience: float = 300.0, auto_answer: float | None = None):
+                 patience: float = 300.0, auto_answer: float | None = None, customer_answer: float | None = 2.0,
+                 endpoints: Collection[str] | None = None, dialplan: dialplan_file.Dialplan | None = None):
+        """`endpoints`: the PJSIP endpoints that exist (pjsip.conf); None means any name does, so any
+        agent device added to the store rings. `customer_answer`: seconds before a customer the
+        carrier leg calls picks up (None: never)."""
         self.agi_url = agi_url
         self.talk_limit = talk_limit
         self.patience = patience
         self.auto_answer = auto_answer
-        self.ami = AmiServer(username, secret, {
-            "CoreShowChannels": self._action_core_show_channels,
-            "Hangup": self._action_hangup,
-            "PJSIPNotify": self._action_pjsip_notify,
-        })
+        self.customer_answer = customer_answer
+        self.endpoints = None if endpoints is None else {*endpoints, CARRIER}
+        self.dialplan = dialplan or dialplan_file.load()
         self.channels: dict[str, SimChannel] = {}
+        self.bridges: dict[str, SimBridge] = {}
         self.calls: dict[str, SimCall] = {}
         self.truth: dict[str, CallTruth] = {}
-        self.taps: list[EventTap] = []
+        self.taps: list[EventTap] = []  # see every event as it is sent
+        self.spies: dict[str, tuple[str, str]] = {}  # ChanSpy channel -> (the channel it spies on, options)
+        self.transfers = TransferActions(self)
+        self.mixmonitor = RecordingActions(self)
+        self.ami = AmiServer(username, secret, {
+            "Hangup": self._action_hangup,
+            "PJSIPNotify": self._action_pjsip_notify,
+            **StatusActions(self).handlers(),
+            **OriginateActions(self).handlers(),
+            **self.transfers.handlers(),
+            **self.mixmonitor.handlers(),
+        })
         self._epoch = int(time.time())
         self._uid = itertools.count()
         self._chan = itertools.count()
+        self._local = itertools.count()  # chan_local numbers its pairs apart from chan_pjsip's channels
         self._tasks: set[asyncio.Task] = set()
 
     # -- lifecycle ------------------------------------------------------------
@@ -77,8 +101,8 @@ class SimulatedPbx:
         log.info("PBX simulator: AMI on %s:%s, FastAGI to %s", host, self.ami.port, self.agi_url)
 
     async def close(self) -> None:
-        for call in list(self.calls.values()):
-            call.caller_hangup()
+        for channel in list(self.channels.values()):
+            self.request_hangup(channel)
         if self._tasks:
             await asyncio.wait(self._tasks, timeout=2)
         for task in list(self._tasks):
@@ -86,28 +110,81 @@ class SimulatedPbx:
         await asyncio.gather(*self._tasks, return_exceptions=True)
         await self.ami.close()
 
-    # -- calls ----------------------------------------------------------------
+    def spawn(self, coro: Coroutine, name: str) -> asyncio.Task:
+        task = asyncio.create_task(coro, name=name)
+        self._tasks.add(task)
+        task.add_done_callback(self._tasks.discard)
+        return task
+
+    # -- calls and phones -----------------------------------------------------
 
     def place_call(self, number: str, name: str = "", did: str = IVR_DID, *,
                    patience: float | None = None, talk_limit: float | None = None) -> SimCall:
         """A caller dials `did` from `number`; returns the call, which runs by itself."""
-        caller = self.new_channel("PJSIP/carrier", number, name, "from-carrier", did, state=RING)
+        caller = self.new_channel(f"PJSIP/{CARRIER}", number, name, "from-carrier", did, state=RING)
+        caller.dnid = did
         call = SimCall(self, caller, did, patience or self.patience, talk_limit or self.talk_limit)
         self.calls[caller.uniqueid] = call
         self.truth[caller.uniqueid] = CallTruth(caller.uniqueid, number)
-        task = asyncio.create_task(call.run(), name=f"sim-call-{caller.uniqueid}")
-        self._tasks.add(task)
-        task.add_done_callback(self._tasks.discard)
+        self.spawn(call.run(), f"sim-call-{caller.uniqueid}")
         return call
 
+    def answer(self, channel_name: str) -> None:
+        """The far end of a ringing leg picks up (a desk phone, or the customer a carrier leg calls)."""
+        channel = self.channels.get(channel_name)
+        if channel is not None:
+            channel.answered.set()
+
+    def phone_hangup(self, channel_name: str, cause: int = 16) -> None:
+        """The far end of a leg hangs up (the agent puts the handset down, the customer hangs up)."""
+        channel = self.channels.get(channel_name)
+        if channel is not None:
+            self.hang_up(channel, cause)
+
+    def endpoint_exists(self, endpoint: str) -> bool:
+        return bool(endpoint) and (self.endpoints is None or endpoint in self.endpoints)
+
+    def start_ringing(self, channel: SimChannel) -> None:
+        """The leg's far end rings; a phone picks up after auto_answer s, a customer after customer_answer s."""
+        self.set_state(channel, RINGING)
+        delay = self.customer_answer if channel.endpoint == CARRIER else self.auto_answer
+        if delay is not None:
+            asyncio.get_running_loop().call_later(delay, channel.answered.set)
+
+    # -- channels ---------------------------------------------------------------
+
     def new_channel(self, device: str, number: str, name: str, context: str, exten: str, *,
-                    state: int, linkedid: str | None = None) -> SimChannel:
-        uniqueid = f"{self._epoch}.{next(self._uid)}"
-        channel = SimChannel(f"{device}-{next(self._chan):08x}", uniqueid, linkedid or uniqueid, state,
-                             number, name, context, exten, created=time.time())
+                    state: int, linkedid: str | None = None, named: bool = False) -> SimChannel:
+        """`device` gets chan_pjsip's `-0000000N` suffix, unless `named` says it is the whole name."""
+        uniqueid = self.new_uniqueid()
+        channel = SimChannel(device if named else f"{device}-{next(self._chan):08x}", uniqueid,
+                             linkedid or uniqueid, state, number, name, context, exten, created=time.time())
         self.channels[channel.name] = channel
-        self.emit("Newchannel", channel.headers(), privilege="call,all")
+        self.emit("Newchannel", channel.headers())
         return channel
+
+    def find_channel(self, wanted: str) -> SimChannel | None:
+        """A channel by name, by uniqueid, or by a name prefix, as Bridge() and ChanSpy() look."""
+        if wanted in self.channels:
+            return self.channels[wanted]
+        return next((c for c in self.channels.values() if wanted and (c.uniqueid == wanted
+                                                                      or c.name.startswith(wanted))), None)
+
+    def take(self, channel: SimChannel) -> None:
+        """Take a channel out of its dialplan (and any bridge) for Bridge(): its music stops, its
+        dialplan ends without hanging it up, and the taker hangs it up when done with it."""
+        self.stop_moh(channel)
+        channel.owned = True
+        channel.has_pbx = False
+        channel.interrupted.set()
+        if channel.bridge is not None:
+            self.leave_bridge(channel)
+
+    def new_uniqueid(self) -> str:
+        return f"{self._epoch}.{next(self._uid)}"
+
+    def next_local_number(self) -> int:
+        return next(self._local)
 
     def emit(self, name: str, headers: list[tuple[str, str]], privilege: str = "call,all") -> None:
         full = [("Privilege", privilege), *headers]
@@ -123,63 +200,165 @@ class SimulatedPbx:
         channel.state = state
         self.channel_event("Newstate", channel)
 
-    def destroy(self, channel: SimChannel, cause: int) -> None:
-        if self.channels.pop(channel.name, None) is None:
-            return
-        self.channel_event("Hangup", channel, ("Cause", str(cause)), ("Cause-txt", CAUSE_TEXT.get(cause, "Unknown")))
+    def set_variable(self, channel: SimChannel, name: str, value: str) -> None:
+        channel.variables[name] = value
+        self.channel_event("VarSet", channel, ("Variable", name), ("Value", value), privilege="dialplan,all")
 
     def device_state(self, device: str, state: str) -> None:
         self.emit("DeviceStateChange", [("Device", device), ("State", state)])
 
-    def new_bridge_id(self) -> str:
-        return str(uuid.uuid4())
+    def destroy(self, channel: SimChannel, cause: int | None = None) -> None:
+        """The channel is gone: `Hangup`. Whoever holds a channel calls this once it lets go."""
+        if channel.destroyed:
+            return
+        if channel.bridge is not None:
+            channel.bridge.leave(channel)
+        self.mixmonitor.channel_gone(channel)
+        cause = cause if cause is not None else (channel.hangup_cause if channel.hangup_cause is not None else 16)
+        channel.hangup_cause = cause
+        channel.destroyed = True
+        channel.interrupted.set()
+        channel.hung_up.set()
+        self.channels.pop(channel.name, None)
+        self.channel_event("Hangup", channel, ("Cause", str(cause)), ("Cause-txt", CAUSE_TEXT.get(cause, "Unknown")))
+        if channel.name.startswith("PJSIP/") and not any(c.device == channel.device for c in self.channels.values()):
+            self.device_state(channel.device, "NOT_INUSE")
+        if channel.local is not None:
+            channel.local.gone(channel)
+        call = self.calls.get(channel.linkedid)
+        if call is not None:
+            call.channel_gone()
 
-    # -- AMI actions ------------------------------------------------------------
+    def request_hangup(self, channel: SimChannel, cause: int = 16, *, event: str = "HangupRequest") -> None:
+        """Something asks the channel to hang up (the far end, AMI Hangup, a dialplan Hangup()).
+        A bridge it is in dissolves; whatever runs on it (its dialplan, the Dial() that made it)
+        sees `interrupted` and lets it go; a leg nobody holds goes at once."""
+        if channel.destroyed or channel.dead:
+            return
+        channel.hangup_cause = cause
+        self.channel_event(event, channel, ("Cause", str(cause)))
+        self.stop_moh(channel)
+        channel.interrupted.set()
+        if channel.bridge is not None:
+            self.leave_bridge(channel)
+        if not channel.has_pbx and not channel.owned:
+            self.destroy(channel, cause)
+
+    # -- bridges ----------------------------------------------------------------
+
+    def new_bridge(self) -> SimBridge:
+        bridge = SimBridge(self, str(uuid.uuid4()))
+        self.bridges[bridge.id] = bridge
+        self.emit("BridgeCreate", bridge.headers())
+        return bridge
+
+    def leave_bridge(self, channel: SimChannel) -> None:
+        """The channel leaves (hung up or redirected): a basic bridge then dissolves."""
+        bridge = channel.bridge
+        if bridge is None:
+            return
+        bridge.leave(channel)
+        for kicked in bridge.dissolve():
+            self._after_kick(kicked)
+
+    def _after_kick(self, channel: SimChannel) -> None:
+        """A channel pushed out of a dissolved bridge: a pending Redirect takes it on, a leg nobody
+        holds is hung up (transfers-hold call 2: the agent's leg goes once the caller is redirected)."""
+        if channel.goto is not None and not channel.has_pbx:
+            self.start_pbx(channel, *channel.goto)
+        elif not channel.has_pbx and not channel.owned:
+            self.destroy(channel, 16)
+
+    def note_bridge(self, bridge: SimBridge) -> None:
+        """Keep the truth: which phones an inbound caller has talked to."""
+        for channel in bridge.channels:
+            truth = self.truth.get(channel.uniqueid)
+            if truth is None:
+                continue
+            for other in bridge.others(channel):
+                if other.is_phone and other.device not in truth.talked_to:
+                    truth.talked_to.append(other.device)
+                    truth.answered_by = truth.answered_by or other.device
+                    call = self.calls.get(channel.uniqueid)
+                    if call is not None:
+                        call.bridged.set()
+
+    # -- dialplan ---------------------------------------------------------------
+
+    def start_pbx(self, channel: SimChannel, context: str, exten: str, priority: int = 1) -> asyncio.Task:
+        """Run the dialplan on a channel that had none (an answered Originate, a redirected leg)."""
+        channel.has_pbx = True
+        channel.owned = False
+        channel.goto = None  # this is where the Redirect sent it
+        return self.spawn(PbxThread(self, channel).run(context, exten, priority), f"sim-pbx-{channel.name}")
+
+    def set_goto(self, channel: SimChannel, context: str, exten: str, priority: int) -> None:
+        """Asterisk's async goto, first half: the channel's place in the dialplan changes at once
+        (`Newexten` still names the application it was running: transfers-hold calls 1 and 2)."""
+        channel.goto = (context, exten, priority)
+        if not channel.has_pbx:
+            return
+        channel.context, channel.exten, channel.priority = context, exten, priority
+        channel.published_cep = (context, exten, priority)
+        self.channel_event("Newexten", channel, ("Extension", exten), ("Application", channel.application),
+                           ("AppData", channel.application_data), privilege="dialplan,all")
+        channel.interrupted.set()
+
+    def apply_goto(self, channel: SimChannel) -> None:
+        """Second half: it leaves its bridge and carries on at the new place."""
+        if channel.bridge is not None:
+            self.leave_bridge(channel)
+        if not channel.has_pbx and channel.goto is not None:
+            self.start_pbx(channel, *channel.goto)
+
+    # -- music on hold --------------------------------------------------------------
+
+    def start_moh(self, channel: SimChannel, music_class: str = "default") -> None:
+        if channel.moh_class is None:
+            channel.moh_class = music_class or "default"
+            self.channel_event("MusicOnHoldStart", channel, ("Class", channel.moh_class))
+
+    def stop_moh(self, channel: SimChannel) -> None:
+        if channel.moh_class is not None:
+            channel.moh_class = None
+            self.channel_event("MusicOnHoldStop", channel)
+
+    # -- AMI actions --------------------------------------------------------------
 
     async def _action_hangup(self, session: AmiSession, action: AmiMessage) -> None:
         name = action.get("Channel", "")
+        if not name:
+            session.respond(action, "Error", [("Message", "No channel specified")])
+            return
         channel = self.channels.get(name)
         if channel is None:
             session.respond(action, "Error", [("Message", "No such channel")])
             return
         session.respond(action, "Success", [("Message", "Channel Hungup")])
-        cause = int(action.get("Cause") or 16)
-        for call in self.calls.values():
-            if call.caller is channel:
-                call.caller_hangup(cause)
-            elif call.agent is channel:
-                call.agent_hangup(cause)
+        cause = action.get("Cause") or ""
+        # Asterisk keeps going with no cause when Cause is not 0..127, rather than not hanging up.
+        self.hang_up(channel, int(cause) if cause.isdigit() and 0 < int(cause) <= 127 else 16)
+
+    def hang_up(self, channel: SimChannel, cause: int = 16) -> None:
+        """AMI Hangup, or the phone hanging up: the transfer machinery may have a say first."""
+        if not self.transfers.hangup(channel, cause):
+            self.request_hangup(channel, cause)
 
     async def _action_pjsip_notify(self, session: AmiSession, action: AmiMessage) -> None:
         endpoint = action.get("Endpoint", "")
         if not endpoint:
-            session.respond(action, "Error", [("Message", "PJSIPNotify requires either an endpoint name, a SIP URI, "
-                                                          "or a channel.  You must use only one of them.")])
+            session.respond(action, "Error", [("Message", PJSIP_NOTIFY_NO_TARGET)])
             return
         session.respond(action, "Success", [("Message", "NOTIFY sent")])
         if "Event=talk" not in action.get_all("Variable"):
             return
-        for call in self.calls.values():
-            if call.agent is not None and call.agent.device == f"PJSIP/{endpoint}" and call.agent.state == RINGING:
-                call.agent_answer()
-
-    async def _action_core_show_channels(self, session: AmiSession, action: AmiMessage) -> None:
-        session.respond(action, "Success", [("EventList", "start"), ("Message", "Channels will follow")])
-        action_id = [("ActionID", action["ActionID"])] if action.get("ActionID") else []
-        now = time.time()
         for channel in list(self.channels.values()):
-            seconds = int(now - channel.created)
-            session.send(("Event", "CoreShowChannel"), [
-                *action_id, *channel.headers(), ("BridgeId", channel.bridge_id),
-                ("Application", channel.application), ("ApplicationData", channel.application_data),
-                ("Duration", f"{seconds // 3600:02d}:{seconds // 60 % 60:02d}:{seconds % 60:02d}"),
-                ("BridgedChannel", ""), ("BridgedUniqueID", "")])
-        session.send(("Event", "CoreShowChannelsComplete"), [
-            *action_id, ("EventList", "Complete"), ("ListItems", str(len(self.channels)))])
+            if channel.device == f"PJSIP/{endpoint}" and channel.state == RINGING:
+                channel.answered.set()
 
 
 class SimCall:
-    """One caller: its trunk channel, its FastAGI session, and the agent leg it is dialled to."""
+    """One caller: its trunk channel and its dialplan, with the handles tests and the demo use."""
 
     def __init__(self, pbx: SimulatedPbx, caller: SimChannel, did: str, patience: float, talk_limit: float):
         self.pbx = pbx
@@ -187,14 +366,9 @@ class SimCall:
         self.did = did
         self.patience = patience
         self.talk_limit = talk_limit
-        self.agent: SimChannel | None = None
-        self.bridged = asyncio.Event()
+        self.bridged = asyncio.Event()  # the caller has talked to a phone
         self.gone = asyncio.Event()  # the caller hung up (or was hung up)
         self.finished = asyncio.Event()  # every channel of the call is gone
-        self.moh = False
-        self._answer = asyncio.Event()
-        self._agent_gone = asyncio.Event()
-        self._agent_cause = 16
         self.t_first_event = time.perf_counter()
         self.t_ringing: float | None = None
 
@@ -202,154 +376,71 @@ class SimCall:
     def call_id(self) -> str:
         return self.caller.linkedid
 
+    @property
+    def moh(self) -> bool:
+        return self.caller.moh_class is not None
+
+    @property
+    def agent(self) -> SimChannel | None:
+        """The phone leg the caller talks to now, or the one ringing for it."""
+        if self.caller.bridge is not None:
+            phones = [c for c in self.caller.bridge.others(self.caller) if c.is_phone]
+            if phones:
+                return phones[0]
+        ringing = [c for c in self.pbx.channels.values()
+                   if c.linkedid == self.call_id and c.is_phone and c.state == RINGING]
+        return ringing[0] if ringing else None
+
     # -- what the outside world does to the call --------------------------------
 
     def caller_hangup(self, cause: int = 16) -> None:
         if self.gone.is_set():
             return
-        self.pbx.channel_event("HangupRequest", self.caller, ("Cause", str(cause)))
-        self.stop_moh()
         self.gone.set()
+        self.pbx.request_hangup(self.caller, cause)
 
     def agent_answer(self) -> None:
-        self._answer.set()
+        agent = self.agent
+        if agent is not None:
+            agent.answered.set()
 
     def agent_hangup(self, cause: int = 16) -> None:
-        if self.agent is None or self._agent_gone.is_set():
-            return
-        self.pbx.channel_event("HangupRequest", self.agent, ("Cause", str(cause)))
-        self._agent_cause = cause
-        self._agent_gone.set()
+        agent = self.agent
+        if agent is not None:
+            self.pbx.hang_up(agent, cause)
 
     # -- dialplan ---------------------------------------------------------------
 
     async def run(self) -> None:
-        pbx, caller = self.pbx, self.caller
-        patience = asyncio.get_running_loop().call_later(self.patience, self._lose_patience)
+        loop = asyncio.get_running_loop()
+        patience = loop.call_later(self.patience, self._lose_patience)
+        talk = loop.create_task(self._limit_talk())
         try:
-            # The dialplan of config/asterisk/extensions.conf, context from-carrier.
-            self._newexten(1, "NoOp", f"Inbound call to {self.did} from {caller.caller_num}")
-            self._newexten(2, "AGI", pbx.agi_url)
-            status = await run_agi(self)
-            self._newexten(3, "NoOp", f"FastAGI ended: AGISTATUS={status}")
-            self._newexten(4, "GotoIf", f'$["{status}" = "FAILURE"]?fallback')
-            self._newexten(5, "Hangup", "")
-            if not self.gone.is_set():
-                pbx.channel_event("SoftHangupRequest", caller, ("Cause", "16"))
-                self.gone.set()
+            await PbxThread(self.pbx, self.caller).run("from-carrier", self.did, 1)
+            await self.finished.wait()  # a caller taken by Bridge() lives on after its dialplan
         except Exception:
             log.exception("simulated call failed", extra={"call_id": self.call_id})
         finally:
             patience.cancel()
-            if self.agent is not None:
-                pbx.destroy(self.agent, 16)
-            pbx.destroy(caller, 16)
-            pbx.device_state("PJSIP/carrier", "NOT_INUSE")
-            pbx.calls.pop(self.call_id, None)
-            truth = pbx.truth[self.call_id]
+            talk.cancel()
+            self.gone.set()
+            self.pbx.destroy(self.caller)
+
+    def channel_gone(self) -> None:
+        """Called as each channel of the call is hung up: the call ends with its last channel."""
+        if self.caller.destroyed and not any(c.linkedid == self.call_id for c in self.pbx.channels.values()):
+            self.pbx.calls.pop(self.call_id, None)
+            truth = self.pbx.truth[self.call_id]
             truth.ended = True
             truth.abandoned = truth.answered_by is None
+            self.gone.set()
             self.finished.set()
 
     def _lose_patience(self) -> None:
         if not self.bridged.is_set():
             self.caller_hangup()
 
-    def _newexten(self, priority: int, application: str, data: str) -> None:
-        self.caller.priority = priority
-        self.caller.application, self.caller.application_data = application, data
-        self.pbx.channel_event("Newexten", self.caller, ("Extension", self.caller.exten),
-                               ("Application", application), ("AppData", data), privilege="dialplan,all")
-
-    def answer(self) -> None:
-        if self.caller.state != UP:
-            self.pbx.set_state(self.caller, UP)
-            self.pbx.device_state("PJSIP/carrier", "INUSE")
-
-    def start_moh(self, music_class: str) -> None:
-        if not self.moh:
-            self.moh = True
-            self.pbx.channel_event("MusicOnHoldStart", self.caller, ("Class", music_class))
-
-    def stop_moh(self) -> None:
-        if self.moh:
-            self.moh = False
-            self.pbx.channel_event("MusicOnHoldStop", self.caller)
-
-    async def dial(self, device: str, timeout: float) -> tuple[int, str]:
-        """Ring `device` (PJSIP/agent1); return (AGI result, DIALSTATUS) as app_dial would."""
-        pbx, caller = self.pbx, self.caller
-        if not device.startswith("PJSIP/") or not device[6:]:
-            return 0, "CHANUNAVAIL"
-        endpoint = device[6:]
-        agent = pbx.new_channel(device, endpoint, endpoint, "from-agents", "s", state=DOWN, linkedid=caller.linkedid)
-        self.agent = agent
-        self._answer.clear()
-        self._agent_gone.clear()
-        agent.connected_num, agent.connected_name = caller.caller_num, caller.caller_name
-        agent.exten = caller.exten
-        pbx.channel_event("NewConnectedLine", agent)
-        pbx.emit("DialBegin", [*caller.headers(), *agent.headers("Dest"), ("DialString", endpoint)])
-        caller.connected_num, caller.connected_name = agent.caller_num, agent.caller_name
-        pbx.channel_event("NewConnectedLine", caller)
-        pbx.set_state(agent, RINGING)
-        self.t_ringing = time.perf_counter()
-        pbx.device_state(device, "RINGING")
-        pbx.emit("DialState", [*caller.headers(), *agent.headers("Dest"), ("DialStatus", "RINGING")])
-        auto = (asyncio.get_running_loop().call_later(pbx.auto_answer, self._answer.set)
-                if pbx.auto_answer is not None else None)
-        outcome = await _first({"answer": self._answer.wait(), "caller": self.gone.wait(),
-                                "agent": self._agent_gone.wait()}, timeout)
-        if auto is not None:
-            auto.cancel()
-        if outcome != "answer":
-            status = {"caller": "CANCEL", "agent": "BUSY", None: "NOANSWER"}[outcome]
-            pbx.emit("DialEnd", [*caller.headers(), *agent.headers("Dest"), ("DialStatus", status)])
-            self.agent = None
-            pbx.destroy(agent, {"CANCEL": 0, "BUSY": 17, "NOANSWER": 19}[status])
-            pbx.device_state(device, "NOT_INUSE")
-            return (-1 if status == "CANCEL" else 0), status
-        return await self._talk(agent, device)
-
-    async def _talk(self, agent: SimChannel, device: str) -> tuple[int, str]:
-        pbx, caller = self.pbx, self.caller
-        pbx.set_state(agent, UP)
-        agent.exten = ""
-        pbx.emit("DialEnd", [*caller.headers(), *agent.headers("Dest"), ("DialStatus", "ANSWER")])
-        self.stop_moh()
-        pbx.device_state(device, "INUSE")
-        pbx.truth[self.call_id].answered_by = device
-        bridge = pbx.new_bridge_id()
-        pbx.emit("BridgeCreate", bridge_headers(bridge, 0))
-        for count, channel in enumerate((agent, caller), start=1):
-            channel.bridge_id = bridge
-            pbx.emit("BridgeEnter", [*bridge_headers(bridge, count), *channel.headers()])
-        self.bridged.set()
-        outcome = await _first({"caller": self.gone.wait(), "agent": self._agent_gone.wait()}, self.talk_limit)
-        if outcome is None:
-            self.caller_hangup()
-        first, second = (agent, caller) if outcome == "agent" else (caller, agent)
-        for count, channel in ((1, first), (0, second)):
-            channel.bridge_id = ""
-            pbx.emit("BridgeLeave", [*bridge_headers(bridge, count), *channel.headers()])
-        pbx.emit("BridgeDestroy", bridge_headers(bridge, 0))
-        self.agent = None
-        pbx.destroy(agent, self._agent_cause if outcome == "agent" else 16)
-        pbx.device_state(device, "NOT_INUSE")
-        return -1, "ANSWER"
-
-
-async def _first(waits: dict, timeout: float) -> str | None:
-    """Which of the named waits finishes first, or None after `timeout` seconds."""
-    tasks = {asyncio.ensure_future(coro): name for name, coro in waits.items()}
-    try:
-        done, _ = await asyncio.wait(tasks, timeout=timeout, return_when=asyncio.FIRST_COMPLETED)
-    finally:
-        for task in tasks:
-            task.cancel()
-    if not done:
-        return None
-    for task, name in tasks.items():  # in the order given: a tie goes to the first named
-        if task in done:
-            return name
-    return None
+    async def _limit_talk(self) -> None:
+        await self.bridged.wait()
+        await asyncio.sleep(self.talk_limit)
+        self.caller_hangup()

@@ -1,0 +1,383 @@
+"""What Asterisk's PBX thread does for one channel: run its dialplan, one application at a time.
+
+The applications are the ones config/asterisk/extensions.conf and the server's
+FastAGI `EXEC` use, in one table (`APPLICATIONS`). Each returns what FastAGI
+reports for it (`200 result=N`): 0 when it went on, -1 when the channel is
+gone or was taken elsewhere, as app_dial and friends return.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+import time
+from collections.abc import Awaitable, Callable
+from typing import TYPE_CHECKING
+
+from contactcentre.telephony.simulator.agi_client import SHORT_MEDIA, run_agi
+from contactcentre.telephony.simulator.channels import DOWN, UP, SimChannel
+from contactcentre.telephony.simulator.dialplan import Step, evaluate, substitute
+
+if TYPE_CHECKING:
+    from contactcentre.telephony.simulator.bridges import SimBridge
+    from contactcentre.telephony.simulator.pbx import SimulatedPbx
+
+log = logging.getLogger(__name__)
+
+SPY_SCAN = 0.2  # seconds between ChanSpy's looks for a channel to spy on
+
+
+class PbxThread:
+    """The dialplan running on one channel, from a place in it until the channel hangs up."""
+
+    def __init__(self, pbx: SimulatedPbx, channel: SimChannel):
+        self.pbx = pbx
+        self.channel = channel
+        self._jump: int | None = None
+
+    async def run(self, context: str, exten: str, priority: int = 1) -> None:
+        channel = self.channel
+        channel.has_pbx = True
+        channel.context, channel.exten, channel.priority = context, exten, priority
+        try:
+            while not channel.dead and channel.has_pbx:
+                step = self._next_step()
+                if step is None:
+                    break  # off the end of the extension (autofallthrough) or nowhere to go: hang up
+                if step.app.lower() not in APPLICATIONS:
+                    log.warning("simulator has no dialplan application %r: hanging up", step.app,
+                                extra={"channel": channel.name})
+                    break  # Asterisk ends the channel's dialplan too ("No application ... for extension")
+                await self.execute(step.app, self.expand(step.data), publish=True)
+                if channel.goto is not None and not channel.dead:
+                    self._take_goto()
+                elif self._jump is not None:
+                    channel.priority, self._jump = self._jump, None
+                else:
+                    channel.priority += 1
+        except Exception:
+            log.exception("simulated dialplan failed", extra={"channel": channel.name})
+        finally:
+            if channel.has_pbx:
+                self.pbx.destroy(channel)
+            elif not channel.dead:
+                channel.interrupted.clear()  # taken by Bridge(): it lives on in the new bridge
+
+    async def run_application(self, app: str, data: str) -> None:
+        """An Originate with Application: the answered channel runs just that, then hangs up."""
+        channel = self.channel
+        channel.has_pbx = True
+        try:
+            await self.execute(app, data)
+        except Exception:
+            log.exception("simulated application failed", extra={"channel": channel.name})
+        finally:
+            if channel.has_pbx:
+                self.pbx.destroy(channel)
+
+    def _next_step(self) -> Step | None:
+        channel, plan = self.channel, self.pbx.dialplan
+        step = plan.step(channel.context, channel.exten, channel.priority)
+        if step is None and channel.priority == 1 and plan.find(channel.context, channel.exten) is None \
+                and plan.step(channel.context, "i", 1) is not None:
+            channel.exten = "i"  # an extension the context does not have: its `i` extension runs
+            step = plan.step(channel.context, "i", 1)
+        return step
+
+    def _take_goto(self) -> None:
+        channel = self.channel
+        channel.context, channel.exten, channel.priority = channel.goto
+        channel.goto = None
+        channel.interrupted.clear()
+
+    async def execute(self, app: str, data: str, *, publish: bool = False) -> int:
+        """Run one application; `publish` (a dialplan step, not an AGI EXEC) sends `Newexten` when
+        the place in the dialplan changed, as Asterisk does."""
+        channel = self.channel
+        channel.application, channel.application_data = app, data
+        if publish and (channel.context, channel.exten, channel.priority) != channel.published_cep:
+            channel.published_cep = (channel.context, channel.exten, channel.priority)
+            self.pbx.channel_event("Newexten", channel, ("Extension", channel.exten), ("Application", app),
+                                   ("AppData", data), privilege="dialplan,all")
+        handler = APPLICATIONS.get(app.lower())
+        if handler is None:
+            return -2  # what FastAGI EXEC reports for an application that does not exist
+        return await handler(self, data)
+
+    def jump(self, target: str) -> None:
+        """A label, a priority, or exten,priority / context,exten,priority (GotoIf's targets)."""
+        channel = self.channel
+        parts = [p.strip() for p in target.split(",")]
+        if len(parts) == 3:
+            channel.context = parts.pop(0)
+        if len(parts) == 2:
+            channel.exten = parts.pop(0)
+        where = parts[0]
+        if where.isdigit():
+            self._jump = int(where)
+            return
+        extension = self.pbx.dialplan.find(channel.context, channel.exten)
+        priority = extension.priority_of(where) if extension is not None else None
+        if priority is None:
+            log.warning("dialplan label %r not found", where, extra={"channel": channel.name})
+            self.pbx.request_hangup(channel, 16, event="SoftHangupRequest")
+            return
+        self._jump = priority
+
+    def expand(self, data: str) -> str:
+        return substitute(data, self.variable)
+
+    def variable(self, name: str) -> str | None:
+        channel = self.channel
+        special = {"EXTEN": channel.exten, "CONTEXT": channel.context, "PRIORITY": str(channel.priority),
+                   "CHANNEL": channel.name, "UNIQUEID": channel.uniqueid,
+                   "CALLERID(num)": channel.caller_num, "CALLERID(name)": channel.caller_name}
+        if name in channel.variables:
+            return channel.variables[name]
+        if name in special:
+            return special[name]
+        return self.pbx.dialplan.globals.get(name)
+
+
+App = Callable[[PbxThread, str], Awaitable[int]]
+
+
+async def _until(channel: SimChannel, seconds: float | None) -> bool:
+    """Wait `seconds` (None: for ever) unless something happens to the channel; True if it did."""
+    try:
+        await asyncio.wait_for(channel.interrupted.wait(), seconds)
+        return True
+    except TimeoutError:
+        return False
+
+
+async def app_noop(thread: PbxThread, data: str) -> int:
+    return 0
+
+
+async def app_answer(thread: PbxThread, data: str) -> int:
+    channel = thread.channel
+    if channel.state != UP:
+        thread.pbx.set_state(channel, UP)
+        thread.pbx.device_state(channel.device, "INUSE")
+    return 0
+
+
+async def app_hangup(thread: PbxThread, data: str) -> int:
+    cause = data.strip()
+    thread.pbx.request_hangup(thread.channel, int(cause) if cause.isdigit() else 16, event="SoftHangupRequest")
+    return -1
+
+
+async def app_gotoif(thread: PbxThread, data: str) -> int:
+    condition, _, targets = data.partition("?")
+    if_true, _, if_false = targets.partition(":")
+    target = if_true if evaluate(condition) else if_false
+    if target:
+        thread.jump(target)
+    return 0
+
+
+async def app_agi(thread: PbxThread, data: str) -> int:
+    # The file says agi://${CC_HOST}:4573/inbound; the simulator's server is wherever the app started
+    # it, so the simulator dials its own agi_url (same script path) instead.
+    status = await run_agi(thread)
+    thread.pbx.set_variable(thread.channel, "AGISTATUS", status)
+    return -1 if status == "HANGUP" else 0
+
+
+async def app_wait(thread: PbxThread, data: str) -> int:
+    seconds = float(data) if data.strip() else 0.0
+    return -1 if await _until(thread.channel, seconds) else 0
+
+
+async def app_start_moh(thread: PbxThread, data: str) -> int:
+    thread.pbx.start_moh(thread.channel, data.split(",")[0] or "default")
+    return 0
+
+
+async def app_stop_moh(thread: PbxThread, data: str) -> int:
+    thread.pbx.stop_moh(thread.channel)
+    return 0
+
+
+async def app_music_on_hold(thread: PbxThread, data: str) -> int:
+    music_class, _, duration = data.partition(",")
+    thread.pbx.start_moh(thread.channel, music_class or "default")
+    try:
+        interrupted = await _until(thread.channel, float(duration) if duration.strip() else None)
+    finally:
+        thread.pbx.stop_moh(thread.channel)
+    return -1 if interrupted else 0
+
+
+async def app_queue(thread: PbxThread, data: str) -> int:
+    # The server, not app_queue, routes calls, so the simulator has no queue members: a caller
+    # sent to Queue() (the dialplan's fallback, xfer 7000) waits with music until it hangs up.
+    thread.pbx.start_moh(thread.channel, "default")
+    await _until(thread.channel, None)
+    thread.pbx.stop_moh(thread.channel)
+    return -1
+
+
+async def app_playback(thread: PbxThread, data: str) -> int:
+    return -1 if await _until(thread.channel, SHORT_MEDIA) else 0
+
+
+async def app_dial(thread: PbxThread, data: str) -> int:
+    """Dial(PJSIP/agent3,20,tT) or Dial(PJSIP/+441632960101@carrier,60,T): ring, then bridge."""
+    pbx, caller = thread.pbx, thread.channel
+    target, timeout = (data.split(",") + [""])[:2]
+    if caller.interrupted.is_set():
+        return -1
+    tech, _, resource = target.partition("/")
+    number, at, endpoint = resource.partition("@")
+    if not at:
+        number, endpoint = "", resource
+    if tech.upper() != "PJSIP" or not pbx.endpoint_exists(endpoint):
+        pbx.set_variable(caller, "DIALSTATUS", "CHANUNAVAIL")
+        return 0
+    callee = _new_leg(pbx, caller, endpoint, number)
+    pbx.emit("DialBegin", [*caller.headers(), *callee.headers("Dest"), ("DialString", resource)])
+    caller.connected_num, caller.connected_name = callee.caller_num or "<unknown>", callee.caller_name or "<unknown>"
+    pbx.channel_event("NewConnectedLine", caller)
+    if caller.local is not None:
+        caller.local.mirror_connected_line()
+    pbx.start_ringing(callee)
+    pbx.device_state(callee.device, "RINGING")
+    call = pbx.calls.get(caller.uniqueid)
+    if call is not None:
+        call.t_ringing = time.perf_counter()
+    if caller.local is not None:
+        caller.local.mirror_ringing(callee)
+    pbx.emit("DialState", [*caller.headers(), *callee.headers("Dest"), ("DialStatus", "RINGING")])
+    outcome = await first({"answer": callee.answered.wait(), "caller": caller.interrupted.wait(),
+                           "callee": callee.interrupted.wait()}, float(timeout) if timeout.strip() else None)
+    if outcome != "answer":
+        status = {"caller": "CANCEL", "callee": "BUSY", None: "NOANSWER"}[outcome]
+        pbx.emit("DialEnd", [*caller.headers(), *callee.headers("Dest"), ("DialStatus", status)])
+        pbx.destroy(callee, callee.hangup_cause or {"CANCEL": 0, "BUSY": 17, "NOANSWER": 19}[status])
+        pbx.set_variable(caller, "DIALSTATUS", status)
+        return -1 if status == "CANCEL" else 0
+    pbx.set_state(callee, UP)
+    callee.exten = ""
+    pbx.set_variable(caller, "DIALSTATUS", "ANSWER")
+    pbx.emit("DialEnd", [*caller.headers(), *callee.headers("Dest"), ("DialStatus", "ANSWER")])
+    pbx.stop_moh(caller)
+    if caller.state != UP:  # Dial() answers the channel that dialled (a Local ;2, an Originate leg)
+        pbx.set_state(caller, UP)
+        if caller.local is not None:
+            caller.local.mirror_answer()
+    pbx.device_state(callee.device, "INUSE")
+    bridge = pbx.new_bridge()
+    if caller.local is not None:
+        caller.local.mirror_dial_end()
+    pbx.channel_event("Newexten", callee, ("Extension", callee.exten), ("Application", "AppDial"),
+                      ("AppData", "(Outgoing Line)"), privilege="dialplan,all")
+    bridge.enter(callee)
+    bridge.enter(caller)
+    await talk(pbx, caller, callee, bridge)
+    return -1
+
+
+def _new_leg(pbx: SimulatedPbx, caller: SimChannel, endpoint: str, number: str) -> SimChannel:
+    """The dialled leg: a desk phone (context from-agents) or the carrier trunk calling `number`."""
+    phone = endpoint != "carrier"
+    callee = pbx.new_channel(f"PJSIP/{endpoint}", endpoint if phone else number, endpoint if phone else "",
+                             "from-agents" if phone else "from-carrier", "s", state=DOWN, linkedid=caller.linkedid)
+    callee.owned = True
+    callee.exten = caller.exten
+    callee.application, callee.application_data = "AppDial", "(Outgoing Line)"
+    pbx.channel_event("Newexten", callee, ("Extension", callee.exten), ("Application", "AppDial"),
+                      ("AppData", "(Outgoing Line)"), privilege="dialplan,all")
+    callee.connected_num, callee.connected_name = caller.caller_num or "<unknown>", caller.caller_name or "<unknown>"
+    pbx.channel_event("NewConnectedLine", callee)
+    return callee
+
+
+async def talk(pbx: SimulatedPbx, channel: SimChannel, peer: SimChannel, bridge: SimBridge) -> None:
+    """Stay in the bridge until `channel` is out of it (it hung up or was redirected, or the bridge
+    dissolved because the other side did), then hang `peer` up if it is still ours: a leg that
+    moved to another bridge (an attended transfer) or got its own dialplan (a Redirect) is not."""
+    await channel.left_bridge.wait()
+    if not peer.destroyed and not peer.has_pbx and peer.owned and peer.bridge in (None, bridge):
+        if peer.bridge is bridge:
+            bridge.leave(peer)
+        pbx.destroy(peer, peer.hangup_cause or 16)
+    elif not peer.has_pbx:
+        peer.owned = False  # whoever holds it now hangs it up
+    if not bridge.destroyed and not bridge.channels:
+        bridge.destroy()
+
+
+async def app_bridge(thread: PbxThread, data: str) -> int:
+    """Bridge(channel): take a channel out of whatever it runs and join it; when this channel leaves,
+    the other is hung up (Bridge()'s default without the F option)."""
+    pbx, channel = thread.pbx, thread.channel
+    wanted = data.split(",")[0].strip()
+    target = pbx.find_channel(wanted)
+    if target is None or target is channel or target.dead:
+        pbx.set_variable(channel, "BRIDGERESULT", "NONEXISTENT")
+        return 0
+    pbx.take(target)
+    if channel.state != UP:
+        pbx.set_state(channel, UP)
+    bridge = pbx.new_bridge()
+    bridge.enter(channel)
+    bridge.enter(target)
+    pbx.set_variable(channel, "BRIDGERESULT", "SUCCESS")
+    await talk(pbx, channel, target, bridge)
+    return 0 if not channel.dead else -1
+
+
+async def app_chanspy(thread: PbxThread, data: str) -> int:
+    """ChanSpy(prefix,options): listen to the first channel whose name starts with prefix (options
+    q quiet, w whisper, B barge, E leave when it hangs up); without E, look again afterwards."""
+    pbx, spyer = thread.pbx, thread.channel
+    prefix, _, options = data.partition(",")
+    while not spyer.interrupted.is_set():
+        spyee = next((c for c in pbx.channels.values() if c is not spyer and c.name.startswith(prefix)
+                      and not c.dead and c.state == UP), None)
+        if spyee is None:
+            await _until(spyer, SPY_SCAN)
+            continue
+        pbx.spies[spyer.name] = (spyee.name, options)
+        pbx.emit("ChanSpyStart", [*spyer.headers("Spyer"), *spyee.headers("Spyee")])
+        await first({"spyer": spyer.interrupted.wait(), "spyee": spyee.hung_up.wait()}, None)
+        pbx.emit("ChanSpyStop", [*spyer.headers("Spyer"), *spyee.headers("Spyee")])
+        pbx.spies.pop(spyer.name, None)
+        if "E" in options:
+            break
+    return -1 if spyer.dead else 0
+
+
+APPLICATIONS: dict[str, App] = {
+    "noop": app_noop,
+    "answer": app_answer,
+    "hangup": app_hangup,
+    "gotoif": app_gotoif,
+    "agi": app_agi,
+    "wait": app_wait,
+    "startmusiconhold": app_start_moh,
+    "stopmusiconhold": app_stop_moh,
+    "musiconhold": app_music_on_hold,
+    "queue": app_queue,
+    "playback": app_playback,
+    "dial": app_dial,
+    "bridge": app_bridge,
+    "chanspy": app_chanspy,
+}
+
+
+async def first(waits: dict, timeout: float | None) -> str | None:
+    """Which of the named waits finishes first, or None after `timeout` seconds."""
+    tasks = {asyncio.ensure_future(coro): name for name, coro in waits.items()}
+    try:
+        done, _ = await asyncio.wait(tasks, timeout=timeout, return_when=asyncio.FIRST_COMPLETED)
+    finally:
+        for task in tasks:
+            task.cancel()
+    for task, name in tasks.items():  # in the order given: a tie goes to the first named
+        if task in done:
+            return name
+    return None
