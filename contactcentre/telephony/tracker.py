@@ -68,7 +68,14 @@ class Channel:
 
 @dataclass(slots=True)
 class Leg:
-    """One agent's part in a call: from first talking to the caller to last, with talk and hold time."""
+    """One agent's part in a call: from first talking to the caller to last.
+
+    talk: seconds joined to the caller. hold: seconds the caller was on hold
+    from this leg: the phone's own hold (Hold/Unhold while joined), or the
+    leg parked away from the caller and then joined again (a hold through the
+    hold context). Time apart that does not end in a rejoin (a transfer, a
+    hang-up) is not hold.
+    """
 
     identity: str  # the agent's device or queue member, e.g. PJSIP/agent1
     joined_at: float
@@ -77,17 +84,23 @@ class Leg:
     hold_seconds: float = 0.0
     connected_since: float | None = None
     hold_since: float | None = None
+    parked_since: float | None = None
 
     def connect(self, now: float) -> None:
-        if self.connected_since is None:
-            self.connected_since = now
+        if self.connected_since is not None:
+            return
+        self.connected_since = now
+        if self.parked_since is not None:
+            self.hold_seconds += now - self.parked_since
+            self.parked_since = None
 
-    def disconnect(self, now: float) -> None:
+    def disconnect(self, now: float, still_on_line: bool = False) -> None:
         if self.connected_since is not None:
             self.talk_seconds += now - self.connected_since
             self.connected_since = None
             self.left_at = now
         self.unhold(now)
+        self.parked_since = now if still_on_line else None
 
     def unhold(self, now: float) -> None:
         if self.hold_since is not None:
@@ -161,6 +174,7 @@ class CallTracker:
         self._bridge_of: dict[str, str] = {}  # uniqueid -> bridge id
         self._leg: dict[str, str] = {}  # uniqueid -> agent leg identity, where it is not the device
         self._resync_items: dict[str, list[AmiMessage]] = {}  # ActionID -> CoreShowChannel items (replay)
+        self._optimizing: set[str] = set()  # calls whose Local pair is being swapped out: no hold there
         self._handlers: dict[type, Callable] = {
             ev.Newchannel: self._on_newchannel,
             ev.Newstate: self._on_newstate,
@@ -174,6 +188,8 @@ class CallTracker:
             ev.BridgeMerge: self._on_bridge_merge,
             ev.Hold: self._on_hold,
             ev.Unhold: self._on_unhold,
+            ev.LocalOptimizationBegin: self._on_optimization_begin,
+            ev.LocalOptimizationEnd: self._on_optimization_end,
         }
 
     # -- input ------------------------------------------------------------------
@@ -371,9 +387,11 @@ class CallTracker:
             if not talking:
                 continue
             joined = self._agent_legs(self._joined(call.call_id)) if call.call_id in self._channels else set()
+            alive = {self.leg_identity(u) for u in call.channels} if call.call_id in self._channels else set()
+            parked = call.call_id not in self._optimizing
             for leg in talking:
                 if leg.identity not in joined:
-                    leg.disconnect(now)
+                    leg.disconnect(now, still_on_line=parked and leg.identity in alive)
 
     def _on_hold(self, event: ev.Hold, now: float) -> None:
         leg = self._leg_of_event(event.channel)
@@ -384,6 +402,14 @@ class CallTracker:
         leg = self._leg_of_event(event.channel)
         if leg is not None:
             leg.unhold(now)
+
+    def _on_optimization_begin(self, event: ev.LocalOptimizationBegin, now: float) -> None:
+        # Asterisk swaps the channels around a Local pair out of the way: they leave and enter
+        # bridges for a moment, which is neither a hold nor a transfer.
+        self._optimizing.add(event.local_one.linkedid)
+
+    def _on_optimization_end(self, event: ev.LocalOptimizationEnd, now: float) -> None:
+        self._optimizing.discard(event.local_one.linkedid)
 
     def _leg_of_event(self, snap: ev.ChannelSnapshot) -> Leg | None:
         call = self.calls.get(snap.linkedid)
