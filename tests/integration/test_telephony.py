@@ -123,3 +123,24 @@ async def test_fastagi_session_sees_the_hangup_notice_and_commands_fail_cleanly(
     await asyncio.wait_for(call.finished.wait(), 3)
     await sim.close()
     await server.close()
+
+
+async def test_a_host_that_does_not_exist_is_reported_unreachable():
+    client = AmiClient(AmiSettings(host="pbx.invalid", port=5038, username="cc", secret="x", connect_timeout=2))
+    await client.start()
+    assert client.status is LinkStatus.UNREACHABLE
+    assert "pbx.invalid:5038" in client.last_error
+    await client.close()
+
+
+async def test_health_reports_a_refused_login_to_a_real_pbx(pbx, aiohttp_client, tmp_path):
+    from contactcentre.app import create_app
+    from tests.support import sqlite_url, stack_settings
+
+    settings = stack_settings(sqlite_url(tmp_path), pbx={"mode": "asterisk"},
+                              ami={"port": pbx.ami.port, "username": "cc", "secret": "wrong", "connect_timeout": 2.0})
+    client = await aiohttp_client(create_app(settings))
+    response = await client.get("/health")
+    body = await response.json()
+    assert response.status == 503
+    assert body["ami"] == "login failed" and "Authentication failed" in body["ami_error"]
