@@ -93,7 +93,7 @@ class ReplayResult:
 
 def replay(paths: list[Path]) -> ReplayResult:
     now = [0.0]
-    tracker = CallTracker(Bus(), clock=lambda: now[0])
+    tracker = CallTracker(Bus(), clock=lambda: now[0], resync_from_stream=True)
     devices: dict[str, str] = {}
     events = 0
     for path in paths:

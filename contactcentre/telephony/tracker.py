@@ -161,9 +161,12 @@ class CallStats:
 
 
 class CallTracker:
-    def __init__(self, bus: Bus, clock: Callable[[], float] = time.time):
+    def __init__(self, bus: Bus, clock: Callable[[], float] = time.time, resync_from_stream: bool = False):
         self.bus = bus
         self.clock = clock
+        # Replay reads the CoreShowChannels answer out of the recorded stream; live, the
+        # AMI client hands it to reconcile() itself, and a late answer must not count.
+        self.resync_from_stream = resync_from_stream
         self.calls: dict[str, Call] = {}
         self.stats = CallStats()
         self.event_counts: Counter[str] = Counter()
@@ -191,22 +194,29 @@ class CallTracker:
             ev.LocalOptimizationBegin: self._on_optimization_begin,
             ev.LocalOptimizationEnd: self._on_optimization_end,
         }
+        self._wanted = {cls.__name__ for cls in self._handlers} | TIMELINE_EVENTS
 
     # -- input ------------------------------------------------------------------
 
     def handle(self, message: AmiMessage) -> None:
         """One AMI event as it arrives (the AMI client's handler)."""
-        self.event_counts[message.name] += 1
+        name = message.name
+        self.event_counts[name] += 1
+        if name not in self._wanted:
+            if name not in ev.KNOWN_EVENTS:
+                self.unknown_events[name] += 1
+                if self.resync_from_stream:
+                    self._collect_list_item(message)
+            return  # most events (VarSet, Newexten, RTCP ...) need no decoding here
         event = ev.decode(message)
-        if isinstance(event, ev.UnknownEvent):
-            self.unknown_events[event.name] += 1
-            self._collect_list_item(message)
+        if isinstance(event, ev.UnknownEvent):  # a known name without the headers it must have
+            self.unknown_events[name] += 1
             return
         handler = self._handlers.get(type(event))
         if handler is not None:
             handler(event, self.clock())
-        if message.name in TIMELINE_EVENTS:
-            self._note(event, message.name)
+        if name in TIMELINE_EVENTS:
+            self._note(event, name)
 
     def _note(self, event: object, name: str) -> None:
         channel = getattr(event, "channel", None)
@@ -273,11 +283,12 @@ class CallTracker:
         if channel is None:
             return
         self._by_name.pop(channel.name, None)
+        affected = self._calls_bridged_with(uniqueid) | {channel.call_id}
         self._leave_bridge(uniqueid)
         self._leg.pop(uniqueid, None)
         call = self.calls[channel.call_id]
         del call.channels[uniqueid]
-        self._refresh_legs(now)
+        self._refresh_legs(now, affected)
         if call.inbound and uniqueid != call.call_id and not is_local(channel.name):
             self.bus.publish(AgentLegEnded(call.call_id, channel.device, channel.name, cause, now))
         if not call.channels:
@@ -331,9 +342,11 @@ class CallTracker:
         self._mark_handled(uniqueid, now)
 
     def _on_bridge_leave(self, event: ev.BridgeLeave, now: float) -> None:
-        if self._bridge_of.get(event.channel.uniqueid) == event.bridge_id:
-            self._leave_bridge(event.channel.uniqueid)
-            self._refresh_legs(now)
+        uniqueid = event.channel.uniqueid
+        if self._bridge_of.get(uniqueid) == event.bridge_id:
+            affected = self._calls_bridged_with(uniqueid)
+            self._leave_bridge(uniqueid)
+            self._refresh_legs(now, affected)
 
     def _on_bridge_merge(self, event: ev.BridgeMerge, now: float) -> None:
         moved = self._bridges.pop(event.from_bridge_id, set())
@@ -380,9 +393,13 @@ class CallTracker:
         return {self.leg_identity(u) for u in joined
                 if not is_local(self._channels[u].name) and self._channels[u].call_id != u}
 
-    def _refresh_legs(self, now: float) -> None:
-        """A channel left a bridge or hung up: legs no longer joined to their caller stop talking."""
-        for call in self.calls.values():
+    def _calls_bridged_with(self, uniqueid: str) -> set[str]:
+        members = self._bridges.get(self._bridge_of.get(uniqueid, ""), ())
+        return {self._channels[u].call_id for u in members if u in self._channels}
+
+    def _refresh_legs(self, now: float, call_ids: set[str]) -> None:
+        """A channel left a bridge or hung up: legs of these calls no longer joined to their caller stop talking."""
+        for call in (self.calls[c] for c in call_ids if c in self.calls):
             talking = [leg for leg in call.legs.values() if leg.connected_since is not None]
             if not talking:
                 continue

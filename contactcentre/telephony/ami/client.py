@@ -59,9 +59,11 @@ class _AmiProtocol(asyncio.Protocol):
     def __init__(self, client: AmiClient):
         self._client = client
         self._parser = AmiParser()
-        self.closed = asyncio.get_running_loop().create_future()
+        self._loop = asyncio.get_running_loop()
+        self.closed = self._loop.create_future()
 
     def data_received(self, data: bytes) -> None:
+        self._client.last_received = self._loop.time()
         if self._client.recorder is not None:
             self._client.recorder.write(data)
         for message in self._parser.feed(data):
@@ -91,6 +93,7 @@ class AmiClient:
         self.last_error = ""
         self.banner = ""
         self.events_received = 0
+        self.last_received = 0.0  # loop time of the last bytes from the PBX
         self.recorder: FlightRecorder | None = None  # the flight recorder, when one is switched on
         self._handlers: list[EventHandler] = []
         self._on_connected: list[Callable[[], Awaitable[None]]] = []
@@ -205,13 +208,14 @@ class AmiClient:
         if message.kind == "banner":
             self.banner = message.name
             return
-        action_id = message.get("ActionID")
-        pending = self._pending.get(action_id) if action_id else None
-        if pending is not None and self._settle(pending, message):
-            return
-        awaited = self._awaited.get(action_id) if action_id and message.kind == "event" else None
-        if awaited is not None and awaited[0] == message.name.lower() and not awaited[1].done():
-            awaited[1].set_result(message)
+        if self._pending or self._awaited:  # only then can a message answer one of our actions
+            action_id = message.get("ActionID")
+            pending = self._pending.get(action_id) if action_id else None
+            if pending is not None and self._settle(pending, message):
+                return
+            awaited = self._awaited.get(action_id) if action_id and message.kind == "event" else None
+            if awaited is not None and awaited[0] == message.name.lower() and not awaited[1].done():
+                awaited[1].set_result(message)
         if message.kind == "event":
             self.events_received += 1
             for handler in self._handlers:
@@ -271,11 +275,14 @@ class AmiClient:
 
     async def _watch(self, closed: asyncio.Future) -> Exception | None:
         """Wait until the link closes; ping when it is quiet, and drop a PBX that stops answering."""
+        loop = asyncio.get_running_loop()
         while True:
             try:
                 return await asyncio.wait_for(asyncio.shield(closed), self.settings.ping_interval)
             except TimeoutError:
                 pass
+            if loop.time() - self.last_received < self.settings.ping_interval:
+                continue  # the PBX is talking: no need to ask whether it is there
             try:
                 await self.send("Ping")
             except TimeoutError:

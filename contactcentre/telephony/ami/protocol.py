@@ -5,9 +5,11 @@ messages of `Key: Value\\r\\n` lines, each ended by an empty line. Values may be
 empty and keys may repeat (`Output:` of Command, `ChanVariable`), so headers
 are kept as an ordered list of pairs, never a dict alone.
 
-Writing uses the asterisk-ami package's Action classes (see `encode_action`);
-reading uses this parser because the package's `Event.read` keeps only the
-last of a repeated header (measured in bench/ami_ingest.py).
+Writing uses the asterisk-ami package's Action classes (see `encode_action`).
+Reading uses this parser, not the package's `Event.read`: that one splits
+lines with str.splitlines(), so a caller name holding U+2028 becomes a forged
+header line, and it keeps only the last of a repeated header and drops a bare
+`Key:` (bench/ami_ingest.py shows each).
 """
 
 from __future__ import annotations
@@ -25,23 +27,46 @@ _TERMINATOR = b"\r\n\r\n"
 
 
 class AmiMessage:
-    """One AMI message: an event, a response, or the banner."""
+    """One AMI message: an event, a response, or the banner.
 
-    __slots__ = ("kind", "name", "headers", "_first")
+    Only the first line is read when the message arrives; the other headers
+    are split on first use, because most events (VarSet, RTCP ...) are never
+    looked into (bench/ami_ingest.py measures the difference).
+    """
 
-    def __init__(self, kind: str, name: str, headers: list[tuple[str, str]]):
+    __slots__ = ("kind", "name", "_text", "_headers", "_exact", "_lower")
+
+    def __init__(self, kind: str, name: str, headers: list[tuple[str, str]] | None = None, text: str = ""):
         self.kind = kind  # "event" | "response" | "action" | "banner" | "unknown"
         self.name = name  # event name, response status, or banner text
-        self.headers = headers
-        self._first: dict[str, str] | None = None
+        self._text = text
+        self._headers = headers
+        self._exact: dict[str, str] | None = None
+        self._lower: dict[str, str] | None = None
+
+    @property
+    def headers(self) -> list[tuple[str, str]]:
+        if self._headers is None:
+            self._headers = _split_headers(self._text)
+        return self._headers
 
     def get(self, key: str, default: str | None = None) -> str | None:
-        if self._first is None:
-            first: dict[str, str] = {}
+        """The first value of `key`; Asterisk's spelling is tried first, then any case."""
+        if self._exact is None:
+            exact: dict[str, str] = {}
             for k, v in self.headers:
-                first.setdefault(k.lower(), v)
-            self._first = first
-        return self._first.get(key.lower(), default)
+                if k not in exact:
+                    exact[k] = v
+            self._exact = exact
+        value = self._exact.get(key)
+        if value is not None:
+            return value
+        if self._lower is None:
+            lower: dict[str, str] = {}
+            for k, v in self.headers:
+                lower.setdefault(k.lower(), v)
+            self._lower = lower
+        return self._lower.get(key.lower(), default)
 
     def __getitem__(self, key: str) -> str:
         value = self.get(key)
@@ -58,11 +83,10 @@ class AmiMessage:
         return self.get("ActionID")
 
     def __repr__(self) -> str:
-        return f"AmiMessage({self.kind}, {self.name!r}, {len(self.headers)} headers)"
+        return f"AmiMessage({self.kind}, {self.name!r})"
 
 
-def parse_message(text: str) -> AmiMessage:
-    """Turn the text of one message (without its blank line) into an AmiMessage."""
+def _split_headers(text: str) -> list[tuple[str, str]]:
     headers: list[tuple[str, str]] = []
     for line in text.split("\r\n"):
         key, sep, value = line.partition(":")
@@ -71,17 +95,20 @@ def parse_message(text: str) -> AmiMessage:
                 headers.append(("", line))  # a stray line is kept, not lost
             continue
         headers.append((key.strip(), value[1:] if value.startswith(" ") else value))
-    if not headers:
-        return AmiMessage("unknown", "", headers)
-    key, value = headers[0]
-    low = key.lower()
-    if low == "event":
-        return AmiMessage("event", value, headers)
-    if low == "response":
-        return AmiMessage("response", value, headers)
-    if low == "action":
-        return AmiMessage("action", value, headers)
-    return AmiMessage("unknown", "", headers)
+    return headers
+
+
+_KINDS = {"event": "event", "response": "response", "action": "action"}
+
+
+def parse_message(text: str) -> AmiMessage:
+    """Turn the text of one message (without its blank line) into an AmiMessage."""
+    first = text.partition("\r\n")[0]
+    key, sep, value = first.partition(":")
+    kind = _KINDS.get(key.strip().lower()) if sep else None
+    if kind is None:
+        return AmiMessage("unknown", "", text=text)
+    return AmiMessage(kind, value[1:] if value.startswith(" ") else value, text=text)
 
 
 class AmiParser:
