@@ -123,7 +123,7 @@ async def _ami_ctx(app: web.Application):
     services.ami = AmiClient(ami_settings)
     if ami_settings.record_file:
         services.ami.recorder = FlightRecorder(ami_settings.record_file)
-    services.ami.add_handler(services.tracker.handle)
+    services.ami.add_handler(services.tracker.handle, events=services.tracker.wanted_events)
     services.ami.on_connected(lambda: services.tracker.resync(services.ami))
     services.console = ConsoleEvents(services.sio, app[SIGNER], services.sessions, services.router,
                                  PbxCommands(services.ami), services.tracker)

@@ -196,6 +196,11 @@ class CallTracker:
         }
         self._wanted = {cls.__name__ for cls in self._handlers} | TIMELINE_EVENTS
 
+    @property
+    def wanted_events(self) -> frozenset[str]:
+        """The events this tracker reads; the AMI client need not parse any other."""
+        return frozenset(self._wanted)
+
     # -- input ------------------------------------------------------------------
 
     def handle(self, message: AmiMessage) -> None:

@@ -144,3 +144,19 @@ async def test_health_reports_a_refused_login_to_a_real_pbx(pbx, aiohttp_client,
     body = await response.json()
     assert response.status == 503
     assert body["ami"] == "login failed" and "Authentication failed" in body["ami_error"]
+
+
+async def test_events_no_handler_wants_are_counted_unparsed_and_list_answers_still_arrive(pbx):
+    client = AmiClient(ami_settings(pbx.ami.port))
+    seen = []
+    client.add_handler(lambda message: seen.append(message.name), events={"Newchannel"})
+    await client.start()
+    pbx.place_call("+441632960101", "Jane Smith")
+    items = await client.send_list("CoreShowChannels")  # its items are events too: never skipped
+    async with asyncio.timeout(5):
+        while "Newexten" not in client.skipped_events:
+            await asyncio.sleep(0.02)
+    assert seen == ["Newchannel"]
+    assert [i.get("CallerIDNum") for i in items] == ["+441632960101"]
+    assert client.skipped_events["Newexten"] >= 1
+    await client.close()

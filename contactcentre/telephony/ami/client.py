@@ -17,7 +17,8 @@ import asyncio
 import itertools
 import logging
 import random
-from collections.abc import Awaitable, Callable, Mapping
+from collections import Counter
+from collections.abc import Awaitable, Callable, Iterable, Mapping
 from enum import Enum
 from typing import TYPE_CHECKING
 
@@ -63,11 +64,18 @@ class _AmiProtocol(asyncio.Protocol):
         self.closed = self._loop.create_future()
 
     def data_received(self, data: bytes) -> None:
-        self._client.last_received = self._loop.time()
-        if self._client.recorder is not None:
-            self._client.recorder.write(data)
-        for message in self._parser.feed(data):
-            self._client._dispatch(message)
+        client = self._client
+        client.last_received = self._loop.time()
+        if client.recorder is not None:
+            client.recorder.write(data)
+        # While an action waits, every message may be its answer (list items are events): parse all.
+        only = None if client._pending or client._awaited else client._wanted
+        for message in self._parser.feed(data, only):
+            client._dispatch(message)
+
+    @property
+    def skipped(self) -> Counter[bytes]:
+        return self._parser.skipped
 
     def connection_lost(self, exc: Exception | None) -> None:
         if not self.closed.done():
@@ -96,6 +104,8 @@ class AmiClient:
         self.last_received = 0.0  # loop time of the last bytes from the PBX
         self.recorder: FlightRecorder | None = None  # the flight recorder, when one is switched on
         self._handlers: list[EventHandler] = []
+        self._wanted: frozenset[bytes] | None = None  # event names some handler wants; None: all
+        self._wants_all = False
         self._on_connected: list[Callable[[], Awaitable[None]]] = []
         self._transport: asyncio.Transport | None = None
         self._protocol: _AmiProtocol | None = None
@@ -108,8 +118,26 @@ class AmiClient:
 
     # -- wiring ---------------------------------------------------------------
 
-    def add_handler(self, handler: EventHandler) -> None:
+    def add_handler(self, handler: EventHandler, events: Iterable[str] | None = None) -> None:
+        """Call `handler` on the loop for each event; with `events`, only for those names.
+
+        When every handler names its events, the others are never parsed, only
+        counted (`skipped_events`): most of what Asterisk sends is VarSet,
+        Newexten and RTCP that nobody here reads.
+        """
         self._handlers.append(handler)
+        if events is None:
+            self._wanted = None
+            self._wants_all = True
+        elif not self._wants_all:
+            self._wanted = frozenset({*(self._wanted or ()), *(name.encode() for name in events)})
+
+    @property
+    def skipped_events(self) -> Counter[str]:
+        """Events dropped unparsed because no handler wanted them, by name (this connection)."""
+        if self._protocol is None:
+            return Counter()
+        return Counter({name.decode(errors="replace"): n for name, n in self._protocol.skipped.items()})
 
     def on_connected(self, callback: Callable[[], Awaitable[None]]) -> None:
         self._on_connected.append(callback)

@@ -31,21 +31,22 @@ class ChannelSnapshot:
 
 
 def snapshot(m: AmiMessage, prefix: str = "") -> ChannelSnapshot | None:
-    uniqueid = m.get(f"{prefix}Uniqueid")
+    f = m.fields()
+    uniqueid = f.get(f"{prefix}Uniqueid")
     if uniqueid is None:
         return None
     return ChannelSnapshot(
-        name=m.get(f"{prefix}Channel", ""),
+        name=f.get(f"{prefix}Channel", ""),
         uniqueid=uniqueid,
-        linkedid=m.get(f"{prefix}Linkedid") or uniqueid,
-        state=_int(m.get(f"{prefix}ChannelState")),
-        caller_num=_cid(m.get(f"{prefix}CallerIDNum")),
-        caller_name=_cid(m.get(f"{prefix}CallerIDName")),
-        connected_num=_cid(m.get(f"{prefix}ConnectedLineNum")),
-        connected_name=_cid(m.get(f"{prefix}ConnectedLineName")),
-        context=m.get(f"{prefix}Context", ""),
-        exten=m.get(f"{prefix}Exten", ""),
-        priority=_int(m.get(f"{prefix}Priority")),
+        linkedid=f.get(f"{prefix}Linkedid") or uniqueid,
+        state=_int(f.get(f"{prefix}ChannelState")),
+        caller_num=_cid(f.get(f"{prefix}CallerIDNum")),
+        caller_name=_cid(f.get(f"{prefix}CallerIDName")),
+        connected_num=_cid(f.get(f"{prefix}ConnectedLineNum")),
+        connected_name=_cid(f.get(f"{prefix}ConnectedLineName")),
+        context=f.get(f"{prefix}Context", ""),
+        exten=f.get(f"{prefix}Exten", ""),
+        priority=_int(f.get(f"{prefix}Priority")),
     )
 
 

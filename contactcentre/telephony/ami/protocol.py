@@ -14,6 +14,7 @@ header line, and it keeps only the last of a repeated header and drops a bare
 
 from __future__ import annotations
 
+from collections import Counter
 from collections.abc import Iterator, Mapping
 
 from asterisk.ami import Action
@@ -50,15 +51,15 @@ class AmiMessage:
             self._headers = _split_headers(self._text)
         return self._headers
 
+    def fields(self) -> dict[str, str]:
+        """Header -> first value, under Asterisk's own spelling of each header."""
+        if self._exact is None:
+            self._exact = dict(reversed(self.headers))  # reversed: the first of a repeated header wins
+        return self._exact
+
     def get(self, key: str, default: str | None = None) -> str | None:
         """The first value of `key`; Asterisk's spelling is tried first, then any case."""
-        if self._exact is None:
-            exact: dict[str, str] = {}
-            for k, v in self.headers:
-                if k not in exact:
-                    exact[k] = v
-            self._exact = exact
-        value = self._exact.get(key)
+        value = self.fields().get(key)
         if value is not None:
             return value
         if self._lower is None:
@@ -87,6 +88,11 @@ class AmiMessage:
 
 
 def _split_headers(text: str) -> list[tuple[str, str]]:
+    # Asterisk writes every header as `Key: Value`, so one split per line in C does
+    # nearly all messages; a line in another form sends the message the slow way.
+    pairs = [line.split(": ", 1) for line in text.split("\r\n")]
+    if min(map(len, pairs)) == 2:
+        return list(map(tuple, pairs))
     headers: list[tuple[str, str]] = []
     for line in text.split("\r\n"):
         key, sep, value = line.partition(":")
@@ -123,8 +129,14 @@ class AmiParser:
         self._expect_banner = expect_banner
         self.oversized = 0
         self.undecodable = 0
+        self.skipped: Counter[bytes] = Counter()  # events left unparsed by `only`, by name
 
-    def feed(self, data: bytes) -> list[AmiMessage]:
+    def feed(self, data: bytes, only: frozenset[bytes] | None = None) -> list[AmiMessage]:
+        """The complete messages in what has arrived so far.
+
+        `only`: event names (as bytes) worth parsing; any other event is counted
+        in `skipped` and dropped unparsed, which is most of an Asterisk stream.
+        """
         buf = self._buf + data if self._buf else data
         out: list[AmiMessage] = []
         if self._expect_banner:
@@ -143,6 +155,11 @@ class AmiParser:
                 part = part[:MAX_MESSAGE_BYTES]
             if part.startswith(b"\r\n"):
                 part = part.lstrip(b"\r\n")  # stray blank lines between messages
+            if only is not None and part.startswith(b"Event: "):
+                name = part[7:part.find(b"\r\n")] if b"\r\n" in part else part[7:]
+                if name not in only:
+                    self.skipped[name] += 1
+                    continue
             if part:
                 out.append(parse_message(self._decode(part)))
         self._buf = self._cap(rest)
