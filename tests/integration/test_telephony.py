@@ -152,11 +152,11 @@ async def test_events_no_handler_wants_are_counted_unparsed_and_list_answers_sti
     client.add_handler(lambda message: seen.append(message.name), events={"Newchannel"})
     await client.start()
     pbx.place_call("+441632960101", "Jane Smith")
-    items = await client.send_list("CoreShowChannels")  # its items are events too: never skipped
     async with asyncio.timeout(5):
         while "Newexten" not in client.skipped_events:
             await asyncio.sleep(0.02)
     assert seen == ["Newchannel"]
-    assert [i.get("CallerIDNum") for i in items] == ["+441632960101"]
-    assert client.skipped_events["Newexten"] >= 1
+    pbx.place_call("+441632960102", "John Doe")
+    items = await client.send_list("CoreShowChannels")  # its items are events too: never skipped
+    assert "+441632960102" in [i.get("CallerIDNum") for i in items]
     await client.close()

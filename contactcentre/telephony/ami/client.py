@@ -103,7 +103,7 @@ class AmiClient:
         self.events_received = 0
         self.last_received = 0.0  # loop time of the last bytes from the PBX
         self.recorder: FlightRecorder | None = None  # the flight recorder, when one is switched on
-        self._handlers: list[EventHandler] = []
+        self._handlers: list[tuple[EventHandler, frozenset[str] | None]] = []  # handler, the events it wants
         self._wanted: frozenset[bytes] | None = None  # event names some handler wants; None: all
         self._wants_all = False
         self._on_connected: list[Callable[[], Awaitable[None]]] = []
@@ -125,12 +125,13 @@ class AmiClient:
         counted (`skipped_events`): most of what Asterisk sends is VarSet,
         Newexten and RTCP that nobody here reads.
         """
-        self._handlers.append(handler)
-        if events is None:
+        names = None if events is None else frozenset(events)
+        self._handlers.append((handler, names))
+        if names is None:
             self._wanted = None
             self._wants_all = True
         elif not self._wants_all:
-            self._wanted = frozenset({*(self._wanted or ()), *(name.encode() for name in events)})
+            self._wanted = frozenset({*(self._wanted or ()), *(name.encode() for name in names)})
 
     @property
     def skipped_events(self) -> Counter[str]:
@@ -246,7 +247,9 @@ class AmiClient:
                 awaited[1].set_result(message)
         if message.kind == "event":
             self.events_received += 1
-            for handler in self._handlers:
+            for handler, names in self._handlers:
+                if names is not None and message.name not in names:
+                    continue  # parsed for an action that was waiting, but not this handler's
                 try:
                     handler(message)
                 except Exception:
