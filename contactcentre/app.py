@@ -17,10 +17,12 @@ from aiohttp import web
 from sqlalchemy import func, select
 
 from contactcentre.config import Settings
+from contactcentre.crm.audit import AuditTrail
 from contactcentre.crm.interactions import InteractionWriter
 from contactcentre.crm.models import ContactPoint, Customer
 from contactcentre.crm.screenpop import ScreenPopLookup
 from contactcentre.crm.store import create_engine, session_factory, upgrade
+from contactcentre.routing.events import CustomerRecordShown
 from contactcentre.routing.inbound import InboundFlow
 from contactcentre.routing.service import QueueRouter
 from contactcentre.services import Services
@@ -86,6 +88,7 @@ async def _routing_ctx(app: web.Application):
     await writer.queue_id(settings.routing.queue)
     services.router = QueueRouter(services.bus, writer, services.notifier, settings.routing.queue,
                                   settings.routing.dispositions)
+    services.bus.subscribe(CustomerRecordShown, AuditTrail(services.sessions).on_record_shown)
     yield
     await services.bus.drain()
 

@@ -129,3 +129,18 @@ class InteractionLeg(Base):
     left_at: Mapped[datetime | None] = mapped_column(DateTime(timezone=True))
     talk_seconds: Mapped[float] = mapped_column(Float, default=0.0)
     hold_seconds: Mapped[float] = mapped_column(Float, default=0.0)
+
+
+class AuditLog(Base):
+    """Who read or changed which record, when and why. Rows are only ever added."""
+
+    __tablename__ = "audit_log"
+    __table_args__ = (Index("ix_audit_log_entity", "entity", "entity_id", "at"),)
+
+    id: Mapped[int] = mapped_column(primary_key=True)
+    at: Mapped[datetime] = mapped_column(DateTime(timezone=True))
+    actor_id: Mapped[int | None] = mapped_column(ForeignKey("agents.id", ondelete="SET NULL"))
+    action: Mapped[str] = mapped_column(String(32))  # view, change, export, erase ...
+    entity: Mapped[str] = mapped_column(String(32))  # customer, interaction ...
+    entity_id: Mapped[str] = mapped_column(String(64))
+    reason: Mapped[str] = mapped_column(String(255))

@@ -20,6 +20,7 @@ from transitions import MachineError
 from contactcentre.bus import Bus
 from contactcentre.crm.interactions import InteractionWriter
 from contactcentre.crm.screenpop import ScreenPop
+from contactcentre.routing.events import CustomerRecordShown
 from contactcentre.routing.models import AgentState, LiveAgent, LiveCall, agent_machine
 from contactcentre.telephony.events import AgentLegAnswered, AgentLegEnded, CallEnded
 
@@ -49,6 +50,7 @@ class QueueRouter:
                  dispositions: tuple[str, ...], clock: Callable[[], float] = time.time):
         self.queue = queue
         self.dispositions = dispositions
+        self._bus = bus
         self._writer = writer
         self._notifier = notifier
         self._clock = clock
@@ -175,6 +177,9 @@ class QueueRouter:
             self._notifier.call_offered(agent, call)
             self._notifier.agent_state(agent)
             call.assigned.set_result(agent)
+            if call.customer_id is not None:
+                self._bus.publish(CustomerRecordShown(agent.agent_id, call.customer_id, call.call_id,
+                                                      call.offered_at))
 
     # -- what the PBX tells us -----------------------------------------------
 

@@ -7,7 +7,7 @@ import asyncio
 import pytest
 from sqlalchemy import select
 
-from contactcentre.crm.models import InteractionLeg, ServiceTier
+from contactcentre.crm.models import AuditLog, InteractionLeg, ServiceTier
 from tests.support import add_customer, new_interactions, sqlite_url, start_stack
 
 
@@ -66,6 +66,10 @@ async def test_known_caller_pops_their_record_and_the_call_is_stored(stack):
     async with sessions() as session:
         legs = (await session.scalars(select(InteractionLeg).where(InteractionLeg.call_id == call.call_id))).all()
     assert [(leg.agent_device, leg.agent_id) for leg in legs] == [("PJSIP/agent1", agent.id)]
+    async with sessions() as session:
+        audit = (await session.scalars(select(AuditLog))).all()
+    assert [(a.actor_id, a.action, a.entity, a.entity_id, a.reason) for a in audit] == [
+        (agent.id, "view", "customer", str(customer.id), f"screen pop for call {call.call_id}")]
     assert 0 < legs[0].talk_seconds <= (row.ended_at - row.answered_at).total_seconds() + 0.5
     await console.close()
 
@@ -84,6 +88,8 @@ async def test_unknown_caller_pops_unknown_and_the_interaction_has_no_customer(s
     rows = await new_interactions(stack.services.sessions)
     assert [(r.call_id, r.customer_id, r.disposition) for r in rows] == [(call.call_id, None, "wrong-number")]
     assert rows[0].answered_at is not None
+    async with stack.services.sessions() as session:
+        assert (await session.scalars(select(AuditLog))).all() == []  # no customer record was shown
     await console.close()
 
 

@@ -1,0 +1,31 @@
+"""The audit trail: one row each time someone is shown or changes a customer's data."""
+
+from __future__ import annotations
+
+import logging
+from datetime import UTC, datetime
+
+from sqlalchemy import insert
+from sqlalchemy.ext.asyncio import async_sessionmaker
+
+from contactcentre.crm.models import AuditLog
+from contactcentre.routing.events import CustomerRecordShown
+
+log = logging.getLogger(__name__)
+
+
+class AuditTrail:
+    def __init__(self, sessions: async_sessionmaker):
+        self._sessions = sessions
+
+    async def record(self, actor_id: int | None, action: str, entity: str, entity_id: str, reason: str,
+                     at: datetime | None = None) -> None:
+        async with self._sessions() as session, session.begin():
+            await session.execute(insert(AuditLog).values(
+                at=at or datetime.now(UTC), actor_id=actor_id, action=action, entity=entity,
+                entity_id=entity_id, reason=reason[:255]))
+
+    async def on_record_shown(self, event: CustomerRecordShown) -> None:
+        """A screen pop put a customer's record in front of an agent."""
+        await self.record(event.agent_id, "view", "customer", str(event.customer_id),
+                          f"screen pop for call {event.call_id}", datetime.fromtimestamp(event.at, UTC))
