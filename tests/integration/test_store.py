@@ -10,7 +10,15 @@ from sqlalchemy import func, select, text
 
 from contactcentre.crm.accounts import authenticate, create_agent
 from contactcentre.crm.interactions import InteractionWriter
-from contactcentre.crm.models import Agent, ContactPoint, Customer, Interaction, InteractionLeg
+from contactcentre.crm.models import (
+    Agent,
+    ContactPoint,
+    Customer,
+    Interaction,
+    InteractionLeg,
+    Ticket,
+    TicketStatus,
+)
 from contactcentre.crm.screenpop import ScreenPopLookup
 from contactcentre.crm.seed import demo_phone, seed_customers
 
@@ -36,6 +44,19 @@ async def test_pop_lists_the_latest_interactions_first(sessions):
                                     notes=f"{days} days ago"))
     pop = await ScreenPopLookup(sessions, "GB", 2).lookup(demo_phone(1), "")
     assert [i.notes for i in pop.customer.interactions] == ["1 days ago", "10 days ago"]
+
+
+async def test_pop_counts_the_open_tickets_in_the_same_round_trip(sessions):
+    await seed_customers(sessions, 2, history=False)
+    now = datetime.now(UTC)
+    async with sessions() as session, session.begin():
+        customer_id = await session.scalar(select(Customer.id).order_by(Customer.id))
+        for status in (TicketStatus.OPEN, TicketStatus.PENDING, TicketStatus.CLOSED):
+            session.add(Ticket(customer_id=customer_id, subject="router", status=status, created_at=now,
+                               updated_at=now))
+    lookup = ScreenPopLookup(sessions, "GB", 5)
+    assert (await lookup.lookup(demo_phone(1), "")).customer.open_tickets == 2
+    assert (await lookup.lookup(demo_phone(2), "")).customer.open_tickets == 0
 
 
 async def test_interaction_writes_are_idempotent_by_call_id(sessions):

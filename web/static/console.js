@@ -57,6 +57,7 @@
       $("pop-tier").className = "tier tier-" + customer.tier;
       $("pop-account").textContent = customer.account_number;
       $("pop-since").textContent = customer.customer_since.slice(0, 10);
+      $("pop-tickets").textContent = String(customer.open_tickets);
       for (const past of customer.interactions) {
         const item = document.createElement("li");
         item.textContent = past.arrived_at.slice(0, 16).replace("T", " ") + " · " +
