@@ -26,8 +26,10 @@ from contactcentre.crm.models import (
 from contactcentre.services import Services
 from contactcentre.telephony.agi.server import AgiServer
 from contactcentre.telephony.ami.client import AmiClient
+from contactcentre.telephony.simulator import dialplan, queues_conf
 from contactcentre.telephony.simulator.pbx import SimulatedPbx
 from contactcentre.web.keys import SERVICES
+from tests.captures import CAPTURES
 
 PASSWORD = "correct horse battery"  # every agent the tests add signs in with it
 
@@ -132,16 +134,21 @@ class Stack:
 
 
 @asynccontextmanager
-async def simulator_with_script(script, *, auto_answer: float | None = 0.05, command_timeout: float = 30):
+async def simulator_with_script(script, *, auto_answer: float | None = 0.05, command_timeout: float = 30,
+                                recorder=None, **pbx_options):
     """A FastAGI server running `script` for every call, the PBX simulator dialling into it, and an
-    AMI client logged in to the simulator: yields (simulator, client, events as read off the wire)."""
+    AMI client logged in to the simulator: yields (simulator, client, events as read off the wire).
+    `pbx_options` go to SimulatedPbx (endpoints, dialplan, queues); `recorder` (a FlightRecorder)
+    keeps the raw AMI stream the client reads."""
     server = AgiServer(AgiSettings(host="127.0.0.1", port=0, command_timeout=command_timeout), {"inbound": script})
     await server.start()
-    sim = SimulatedPbx("cc", "s", f"agi://127.0.0.1:{server.port}/inbound", auto_answer=auto_answer)
+    sim = SimulatedPbx("cc", "s", f"agi://127.0.0.1:{server.port}/inbound", auto_answer=auto_answer, **pbx_options)
     await sim.start("127.0.0.1", 0)
     events: list[tuple[str, list[tuple[str, str]]]] = []
     ami = AmiClient(AmiSettings(host="127.0.0.1", port=sim.ami.port, username="cc", secret="s"))
     ami.add_handler(lambda message: events.append((message.name, message.headers)))
+    if recorder is not None:
+        ami.recorder = recorder
     await ami.start()
     try:
         yield sim, ami, events
@@ -180,3 +187,25 @@ async def add_customer(sessions, first: str, last: str, phone: str, tier: Servic
 async def new_interactions(sessions) -> list[Interaction]:
     async with sessions() as session:
         return list((await session.scalars(select(Interaction).where(~Interaction.call_id.like("old-%")))).all())
+
+
+def capture_pbx(*, helpdesk: bool = True) -> dict:
+    """SimulatedPbx options for the PBX of ../shared/ami-captures: its extensions.conf and queues.conf and
+    agent1..agent4; `helpdesk=False` for the captures made before that queue was added (README)."""
+    config = CAPTURES / "asterisk-config" / "pbx"
+    queues = queues_conf.load(config / "queues.conf")
+    if not helpdesk:
+        queues = queues_conf.QueuesConf(tuple(q for q in queues.queues if q.name != "helpdesk"), queues.general)
+    return {"endpoints": {"agent1", "agent2", "agent3", "agent4"},
+            "dialplan": dialplan.load(config / "extensions.conf"), "queues": queues}
+
+
+async def no_agi(session) -> None:
+    """A FastAGI script for simulators whose calls never reach FastAGI (queue DIDs)."""
+
+
+async def until(predicate, timeout: float = 5.0, step: float = 0.01) -> None:
+    async with asyncio.timeout(timeout):
+        while not predicate():
+            await asyncio.sleep(step)
+

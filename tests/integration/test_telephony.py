@@ -155,7 +155,8 @@ async def test_events_no_handler_wants_are_counted_unparsed_and_list_answers_sti
     async with asyncio.timeout(5):
         while "Newexten" not in client.skipped_events:
             await asyncio.sleep(0.02)
-    assert seen == ["Newchannel"]
+    # Only Newchannel reaches the handler (the caller's, and the queue member's phone it may ring by now).
+    assert seen and set(seen) == {"Newchannel"}
     pbx.place_call("+441632960102", "John Doe")
     items = await client.send_list("CoreShowChannels")  # its items are events too: never skipped
     assert "+441632960102" in [i.get("CallerIDNum") for i in items]

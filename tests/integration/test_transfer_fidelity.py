@@ -7,7 +7,7 @@ the events are compared per channel role (caller, first agent, second agent, Loc
 ;1 and ;2) and for the events that name no channel (BlindTransfer, BridgeMerge ...):
 the same event names in the same order, with the same header names.
 
-Left out: what comes from app_queue, FastAGI or RTP in one run and not the other
+Left out: what comes from FastAGI or RTP in one run and not the other
 (queue events, AGIExec, Newexten, VarSet, RTCP), and events with no channel that
 every call has anyway (BridgeCreate/Destroy, DeviceStateChange). The captured calls
 were queue calls; here AGI `EXEC Dial` rings the agent, so the first agent's

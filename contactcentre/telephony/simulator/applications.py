@@ -1,9 +1,17 @@
 """What Asterisk's PBX thread does for one channel: run its dialplan, one application at a time.
 
-The applications are the ones config/asterisk/extensions.conf and the server's
-FastAGI `EXEC` use, in one table (`APPLICATIONS`). Each returns what FastAGI
-reports for it (`200 result=N`): 0 when it went on, -1 when the channel is
-gone or was taken elsewhere, as app_dial and friends return.
+The applications are the ones config/asterisk/extensions.conf, the captures'
+extensions.conf and the server's FastAGI `EXEC` use, in one table
+(`APPLICATIONS`). Each returns what FastAGI reports for it (`200 result=N`): 0
+when it went on, -1 when the channel is gone or was taken elsewhere, as
+app_dial and friends return. As in Asterisk, -1 also ends the dialplan (Dial()
+and Queue() after the called party hung up: no `n,Hangup()` step runs, see
+queue-localmembers.ami), unless a Redirect moved the channel elsewhere.
+
+When a channel's dialplan ends, Asterisk sends one SoftHangupRequest (cause
+16) before its Hangup, unless one was sent already (dialplan Hangup()): so a
+caller who hangs up while queued shows HangupRequest ... SoftHangupRequest,
+Hangup (queue-basic.ami, agi-ivr.ami call 3).
 """
 
 from __future__ import annotations
@@ -48,9 +56,11 @@ class PbxThread:
                     log.warning("simulator has no dialplan application %r: hanging up", step.app,
                                 extra={"channel": channel.name})
                     break  # Asterisk ends the channel's dialplan too ("No application ... for extension")
-                await self.execute(step.app, self.expand(step.data), publish=True)
+                result = await self.execute(step.app, self.expand(step.data), publish=True)
                 if channel.goto is not None and not channel.dead:
                     self._take_goto()
+                elif result < 0:
+                    break  # "Spawn extension ... exited non-zero": the dialplan is over
                 elif self._jump is not None:
                     channel.priority, self._jump = self._jump, None
                 else:
@@ -59,9 +69,15 @@ class PbxThread:
             log.exception("simulated dialplan failed", extra={"channel": channel.name})
         finally:
             if channel.has_pbx:
-                self.pbx.destroy(channel)
+                self._hang_up()
             elif not channel.dead:
                 channel.interrupted.clear()  # taken by Bridge(): it lives on in the new bridge
+
+    def _hang_up(self) -> None:
+        channel = self.channel
+        if not channel.destroyed and not channel.soft_hangup_sent:
+            self.pbx.soft_hangup_request(channel)
+        self.pbx.destroy(channel)
 
     async def run_application(self, app: str, data: str) -> None:
         """An Originate with Application: the answered channel runs just that, then hangs up."""
@@ -142,7 +158,7 @@ class PbxThread:
 App = Callable[[PbxThread, str], Awaitable[int]]
 
 
-async def _until(channel: SimChannel, seconds: float | None) -> bool:
+async def until_interrupted(channel: SimChannel, seconds: float | None) -> bool:
     """Wait `seconds` (None: for ever) unless something happens to the channel; True if it did."""
     try:
         await asyncio.wait_for(channel.interrupted.wait(), seconds)
@@ -178,6 +194,11 @@ async def app_gotoif(thread: PbxThread, data: str) -> int:
     return 0
 
 
+async def app_goto(thread: PbxThread, data: str) -> int:
+    thread.jump(data)
+    return 0
+
+
 async def app_agi(thread: PbxThread, data: str) -> int:
     # The file says agi://${CC_HOST}:4573/inbound; the simulator's server is wherever the app started
     # it, so the simulator dials its own agi_url (same script path) instead.
@@ -188,7 +209,7 @@ async def app_agi(thread: PbxThread, data: str) -> int:
 
 async def app_wait(thread: PbxThread, data: str) -> int:
     seconds = float(data) if data.strip() else 0.0
-    return -1 if await _until(thread.channel, seconds) else 0
+    return -1 if await until_interrupted(thread.channel, seconds) else 0
 
 
 async def app_start_moh(thread: PbxThread, data: str) -> int:
@@ -205,29 +226,36 @@ async def app_music_on_hold(thread: PbxThread, data: str) -> int:
     music_class, _, duration = data.partition(",")
     thread.pbx.start_moh(thread.channel, music_class or "default")
     try:
-        interrupted = await _until(thread.channel, float(duration) if duration.strip() else None)
+        interrupted = await until_interrupted(thread.channel, float(duration) if duration.strip() else None)
     finally:
         thread.pbx.stop_moh(thread.channel)
     return -1 if interrupted else 0
 
 
 async def app_queue(thread: PbxThread, data: str) -> int:
-    # The server, not app_queue, routes calls, so the simulator has no queue members: a caller
-    # sent to Queue() (the dialplan's fallback, xfer 7000) waits with music until it hangs up.
-    thread.pbx.start_moh(thread.channel, "default")
-    await _until(thread.channel, None)
-    thread.pbx.stop_moh(thread.channel)
-    return -1
+    """Queue(name,options,URL,announceoverride,timeout): app_queue simulated, see queue_calls.py."""
+    return await thread.pbx.queue_app.run(thread, data)
+
+
+async def app_set(thread: PbxThread, data: str) -> int:
+    """Set(NAME=value); a function on the left (CDR(userfield)=...) is written without a VarSet."""
+    name, _, value = data.partition("=")
+    name = name.strip()
+    if "(" in name:
+        thread.channel.variables[name] = value
+    elif name:
+        thread.pbx.set_variable(thread.channel, name, value)
+    return 0
 
 
 async def app_playback(thread: PbxThread, data: str) -> int:
-    return -1 if await _until(thread.channel, SHORT_MEDIA) else 0
+    return -1 if await until_interrupted(thread.channel, SHORT_MEDIA) else 0
 
 
 async def app_dial(thread: PbxThread, data: str) -> int:
     """Dial(PJSIP/agent3,20,tT) or Dial(PJSIP/+441632960101@carrier,60,T): ring, then bridge."""
     pbx, caller = thread.pbx, thread.channel
-    target, timeout = (data.split(",") + [""])[:2]
+    target, timeout, options = (data.split(",") + ["", ""])[:3]
     if caller.interrupted.is_set():
         return -1
     tech, _, resource = target.partition("/")
@@ -238,6 +266,7 @@ async def app_dial(thread: PbxThread, data: str) -> int:
         pbx.set_variable(caller, "DIALSTATUS", "CHANUNAVAIL")
         return 0
     callee = _new_leg(pbx, caller, endpoint, number)
+    callee.may_transfer, caller.may_transfer = "t" in options, "T" in options
     pbx.emit("DialBegin", [*caller.headers(), *callee.headers("Dest"), ("DialString", resource)])
     caller.connected_num, caller.connected_name = callee.caller_num or "<unknown>", callee.caller_name or "<unknown>"
     pbx.channel_event("NewConnectedLine", caller)
@@ -339,7 +368,7 @@ async def app_chanspy(thread: PbxThread, data: str) -> int:
         spyee = next((c for c in pbx.channels.values() if c is not spyer and c.name.startswith(prefix)
                       and not c.dead and c.state == UP), None)
         if spyee is None:
-            await _until(spyer, SPY_SCAN)
+            await until_interrupted(spyer, SPY_SCAN)
             continue
         pbx.spies[spyer.name] = (spyee.name, options)
         pbx.emit("ChanSpyStart", [*spyer.headers("Spyer"), *spyee.headers("Spyee")])
@@ -356,12 +385,14 @@ APPLICATIONS: dict[str, App] = {
     "answer": app_answer,
     "hangup": app_hangup,
     "gotoif": app_gotoif,
+    "goto": app_goto,
     "agi": app_agi,
     "wait": app_wait,
     "startmusiconhold": app_start_moh,
     "stopmusiconhold": app_stop_moh,
     "musiconhold": app_music_on_hold,
     "queue": app_queue,
+    "set": app_set,
     "playback": app_playback,
     "dial": app_dial,
     "bridge": app_bridge,

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from typing import TYPE_CHECKING
 
 from contactcentre.telephony.simulator.channels import SimChannel, bridge_headers
@@ -18,6 +19,9 @@ class SimBridge:
         self.id = bridge_id
         self.channels: list[SimChannel] = []
         self.destroyed = False
+        # Told of each channel that leaves, right after its BridgeLeave and before the bridge dissolves:
+        # app_queue's AgentComplete comes between the member's BridgeLeave and the caller's.
+        self.on_leave: Callable[[SimChannel], None] | None = None
 
     def headers(self, prefix: str = "") -> list[tuple[str, str]]:
         return bridge_headers(self.id, len(self.channels), prefix)
@@ -44,6 +48,8 @@ class SimBridge:
         self._set_peer(channel, "")
         self._set_peers()
         channel.left_bridge.set()
+        if self.on_leave is not None:
+            self.on_leave(channel)
 
     def _set_peers(self) -> None:
         """BRIDGEPEER names the other parties, as Asterisk's bridging sets it (Getvar reads it)."""

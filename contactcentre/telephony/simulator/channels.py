@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING
 
@@ -48,7 +49,13 @@ class SimChannel:
     local: LocalPair | None = None  # set on both halves of a Local/...;1/;2 pair
     mixmonitors: list[str] = field(default_factory=list)
     published_cep: tuple[str, str, int] | None = None  # Newexten is sent only when this changes
+    # The features.conf transfer codes work for it in its bridge: Dial()/Queue() option t (the called
+    # party) or T (the caller); a leg no such option applies to keeps them.
+    may_transfer: bool = True
+    soft_hangup_sent: bool = False  # a SoftHangupRequest went out: the end of its dialplan sends none
     destroyed: bool = False
+    # Run just before its `Hangup` (app_queue's AgentComplete for a caller redirected away from a member).
+    on_hangup: list[Callable[[], None]] = field(default_factory=list)
     # The far end picked up: a ringing desk phone, or the customer a carrier leg calls.
     answered: asyncio.Event = field(default_factory=asyncio.Event)
     # A hangup or a Redirect is pending: whatever runs on the channel must look up.

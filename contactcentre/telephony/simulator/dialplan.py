@@ -86,15 +86,19 @@ def load(path: Path = DEFAULT_PATH) -> Dialplan:
     return parse(path.read_text(encoding="utf-8"), str(path))
 
 
+def config_lines(text: str, source: str):
+    """(file:line, line) for each line of an Asterisk .conf file that has more than a comment."""
+    for number, raw in enumerate(text.splitlines(), start=1):
+        line = strip_comment(raw).strip()
+        if line:
+            yield f"{source}:{number}", line
+
+
 def parse(text: str, source: str = "extensions.conf") -> Dialplan:
     plan = Dialplan()
     section: str | None = None
     current: Extension | None = None
-    for number, raw in enumerate(text.splitlines(), start=1):
-        line = _strip_comment(raw).strip()
-        if not line:
-            continue
-        where = f"{source}:{number}"
+    for where, line in config_lines(text, source):
         if line.startswith("["):
             section = line[1:line.index("]")].strip() if "]" in line else ""
             if not section:
@@ -150,7 +154,8 @@ def _split_application(text: str) -> tuple[str, str]:
     return name.strip(), rest[:rest.rfind(")")] if ")" in rest else rest
 
 
-def _strip_comment(line: str) -> str:
+def strip_comment(line: str) -> str:
+    """The line up to its `;` comment (`\\;` is a literal semicolon), for every Asterisk .conf file."""
     out = []
     escaped = False
     for char in line:

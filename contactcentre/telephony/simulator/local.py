@@ -7,12 +7,17 @@ Dial() rings someone, ;1 rings too and takes their caller ID; when they
 answer, ;1 is answered. chan_local numbers its pairs with its own counter,
 apart from chan_pjsip's channels (the first pair is 00000000 in both
 captures that have one).
+
+Who dialled ;1 decides how its ringing and answer show (`dialler`): a bridge
+feature (the attended transfer) sends DialState/DialEnd naming no calling
+channel; app_queue, which rings `Local/2001@agents/n` members, names the
+caller and sends its own DialEnd (`queue_calls.py`).
 """
 
 from __future__ import annotations
 
 from collections.abc import Callable
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, Protocol
 
 from contactcentre.telephony.simulator.channels import DOWN, RING, RINGING, UP, SimChannel
 
@@ -20,6 +25,24 @@ if TYPE_CHECKING:
     from contactcentre.telephony.simulator.pbx import SimulatedPbx
 
 CALLING_PRES = ("CID-CallingPres", "0 (Presentation Allowed, Not Screened)")
+
+
+class LocalDialler(Protocol):
+    def ringing(self, pair: LocalPair) -> None: ...
+
+    def dial_end(self, pair: LocalPair) -> None: ...
+
+
+class FeatureDial:
+    """;1 dialled by a bridge feature (an attended transfer's consultation): no Dial() waits on it, so its
+    DialState and DialEnd name no calling channel (transfers-hold.ami call 3)."""
+
+    def ringing(self, pair: LocalPair) -> None:
+        pair.pbx.channel_event("NewCallerid", pair.one, CALLING_PRES)
+        pair.pbx.emit("DialState", [*pair.one.headers("Dest"), ("DialStatus", "RINGING")])
+
+    def dial_end(self, pair: LocalPair) -> None:
+        pair.pbx.emit("DialEnd", [*pair.one.headers("Dest"), ("DialStatus", "ANSWER")])
 
 
 class LocalPair:
@@ -35,6 +58,7 @@ class LocalPair:
             half.local = self
             half.owned = True
         self.on_two_gone: Callable[[], None] | None = None  # what the owner of ;1 does when ;2 ends
+        self.dialler: LocalDialler = FeatureDial()
 
     @property
     def device(self) -> str:
@@ -60,15 +84,14 @@ class LocalPair:
     def mirror_ringing(self, callee: SimChannel) -> None:
         self.one.caller_num, self.one.caller_name = callee.caller_num, callee.caller_name
         self.pbx.set_state(self.one, RINGING)
-        self.pbx.channel_event("NewCallerid", self.one, CALLING_PRES)
-        self.pbx.emit("DialState", [*self.one.headers("Dest"), ("DialStatus", "RINGING")])
+        self.dialler.ringing(self)
 
     def mirror_answer(self) -> None:
         self.pbx.set_state(self.one, UP)
         self.one.answered.set()
 
     def mirror_dial_end(self) -> None:
-        self.pbx.emit("DialEnd", [*self.one.headers("Dest"), ("DialStatus", "ANSWER")])
+        self.dialler.dial_end(self)
 
     def gone(self, half: SimChannel) -> None:
         """One half hung up: the other goes too, unless whoever holds ;1 deals with ;2 ending."""
@@ -77,5 +100,5 @@ class LocalPair:
             callback()
             return
         other = self.one if half is self.two else self.two
-        if not other.destroyed:
-            self.pbx.request_hangup(other)
+        if not other.destroyed:  # with the cause of the half that went (26 when a queue rang elsewhere)
+            self.pbx.request_hangup(other, half.hangup_cause if half.hangup_cause is not None else 16)

@@ -7,8 +7,10 @@ whose AGI() hands it to the server over FastAGI, and the server's commands
 Asterisk sends, in the order ../shared/ami-captures/ shows. AMI actions are
 served by one handler table, one module per concern: `originate.py`,
 `transfers.py` (Redirect, BlindTransfer, Atxfer, CancelAtxfer), `status.py`
-(list actions, Getvar/Setvar), `recording.py` (MixMonitor); Hangup and
-PJSIPNotify are here.
+(list actions, Getvar/Setvar), `recording.py` (MixMonitor), `queue_actions.py`
+(QueueStatus, QueueSummary, QueueAdd/Remove/Pause/Penalty, QueueLog); Hangup
+and PJSIPNotify are here. Queue() is app_queue simulated (`queues.py`,
+`queue_calls.py`) with the queues of config/asterisk/queues.conf.
 
 Desk phones ring until an AMI `PJSIPNotify` (Event=talk) answers them, or
 `auto_answer` seconds pass; a customer the carrier leg calls answers after
@@ -28,11 +30,15 @@ from dataclasses import dataclass, field
 
 from contactcentre.telephony.ami.protocol import AmiMessage
 from contactcentre.telephony.simulator import dialplan as dialplan_file
+from contactcentre.telephony.simulator import queues_conf
 from contactcentre.telephony.simulator.ami_server import AmiServer, AmiSession
 from contactcentre.telephony.simulator.applications import PbxThread
 from contactcentre.telephony.simulator.bridges import SimBridge
 from contactcentre.telephony.simulator.channels import CAUSE_TEXT, RING, RINGING, SimChannel
 from contactcentre.telephony.simulator.originate import OriginateActions
+from contactcentre.telephony.simulator.queue_actions import QueueActions
+from contactcentre.telephony.simulator.queue_calls import QueueApplication
+from contactcentre.telephony.simulator.queues import QueueEngine
 from contactcentre.telephony.simulator.recording import RecordingActions
 from contactcentre.telephony.simulator.status import StatusActions
 from contactcentre.telephony.simulator.transfers import TransferActions
@@ -61,10 +67,12 @@ class CallTruth:
 class SimulatedPbx:
     def __init__(self, username: str, secret: str, agi_url: str, *, talk_limit: float = 600.0,
                  patience: float = 300.0, auto_answer: float | None = None, customer_answer: float | None = 2.0,
-                 endpoints: Collection[str] | None = None, dialplan: dialplan_file.Dialplan | None = None):
+                 endpoints: Collection[str] | None = None, dialplan: dialplan_file.Dialplan | None = None,
+                 queues: queues_conf.QueuesConf | None = None):
         """`endpoints`: the PJSIP endpoints that exist (pjsip.conf); None means any name does, so any
         agent device added to the store rings. `customer_answer`: seconds before a customer the
-        carrier leg calls picks up (None: never)."""
+        carrier leg calls picks up (None: never). `dialplan` and `queues`: extensions.conf and
+        queues.conf parsed (default: the files in config/asterisk/)."""
         self.agi_url = agi_url
         self.talk_limit = talk_limit
         self.patience = patience
@@ -78,6 +86,9 @@ class SimulatedPbx:
         self.truth: dict[str, CallTruth] = {}
         self.taps: list[EventTap] = []  # see every event as it is sent
         self.spies: dict[str, tuple[str, str]] = {}  # ChanSpy channel -> (the channel it spies on, options)
+        self.device_states: dict[str, str] = {}  # device -> its last DeviceStateChange state
+        self.queues = QueueEngine(self, queues or queues_conf.load())
+        self.queue_app = QueueApplication(self.queues)
         self.transfers = TransferActions(self)
         self.mixmonitor = RecordingActions(self)
         self.ami = AmiServer(username, secret, {
@@ -87,6 +98,7 @@ class SimulatedPbx:
             **OriginateActions(self).handlers(),
             **self.transfers.handlers(),
             **self.mixmonitor.handlers(),
+            **QueueActions(self.queues).handlers(),
         })
         self._epoch = int(time.time())
         self._uid = itertools.count()
@@ -108,6 +120,7 @@ class SimulatedPbx:
         for task in list(self._tasks):
             task.cancel()
         await asyncio.gather(*self._tasks, return_exceptions=True)
+        self.queues.close()
         await self.ami.close()
 
     def spawn(self, coro: Coroutine, name: str) -> asyncio.Task:
@@ -205,7 +218,9 @@ class SimulatedPbx:
         self.channel_event("VarSet", channel, ("Variable", name), ("Value", value), privilege="dialplan,all")
 
     def device_state(self, device: str, state: str) -> None:
+        self.device_states[device] = state
         self.emit("DeviceStateChange", [("Device", device), ("State", state)])
+        self.queues.device_changed(device, state)  # queue members follow their state interface
 
     def destroy(self, channel: SimChannel, cause: int | None = None) -> None:
         """The channel is gone: `Hangup`. Whoever holds a channel calls this once it lets go."""
@@ -219,6 +234,8 @@ class SimulatedPbx:
         channel.destroyed = True
         channel.interrupted.set()
         channel.hung_up.set()
+        for hook in channel.on_hangup:
+            hook()
         self.channels.pop(channel.name, None)
         self.channel_event("Hangup", channel, ("Cause", str(cause)), ("Cause-txt", CAUSE_TEXT.get(cause, "Unknown")))
         if channel.name.startswith("PJSIP/") and not any(c.device == channel.device for c in self.channels.values()):
@@ -236,6 +253,7 @@ class SimulatedPbx:
         if channel.destroyed or channel.dead:
             return
         channel.hangup_cause = cause
+        channel.soft_hangup_sent = channel.soft_hangup_sent or event == "SoftHangupRequest"
         self.channel_event(event, channel, ("Cause", str(cause)))
         self.stop_moh(channel)
         channel.interrupted.set()
@@ -243,6 +261,14 @@ class SimulatedPbx:
             self.leave_bridge(channel)
         if not channel.has_pbx and not channel.owned:
             self.destroy(channel, cause)
+
+    def soft_hangup_request(self, channel: SimChannel, cause: int = 16) -> None:
+        """The SoftHangupRequest Asterisk sends as a channel's dialplan (or a transfer) lets it go; the
+        hangup cause stays whatever hung it up first (26 for a queue member answered elsewhere)."""
+        if channel.hangup_cause is None:
+            channel.hangup_cause = cause
+        channel.soft_hangup_sent = True
+        self.channel_event("SoftHangupRequest", channel, ("Cause", str(cause)))
 
     # -- bridges ----------------------------------------------------------------
 
@@ -268,6 +294,28 @@ class SimulatedPbx:
             self.start_pbx(channel, *channel.goto)
         elif not channel.has_pbx and not channel.owned:
             self.destroy(channel, 16)
+
+    def note_member(self, caller: SimChannel, member: str) -> None:
+        """A queue member answered the caller: the truth names it as app_queue does (the member's
+        interface, so Local/2001@agents/n rather than the phone its Local channel dialled)."""
+        truth = self.truth.get(caller.uniqueid)
+        if truth is None:
+            return
+        if member not in truth.talked_to:
+            truth.talked_to.append(member)
+        truth.answered_by = truth.answered_by or member
+        call = self.calls.get(caller.uniqueid)
+        if call is not None:
+            call.bridged.set()
+
+    def phone_behind(self, channel: SimChannel) -> SimChannel | None:
+        """The desk phone a leg reaches: the leg itself, or the phone ;2 of its Local pair is bridged to."""
+        if channel.is_phone:
+            return channel
+        pair = channel.local
+        if pair is None or channel is not pair.one or pair.two.bridge is None:
+            return None
+        return next((c for c in pair.two.bridge.others(pair.two) if c.is_phone), None)
 
     def note_bridge(self, bridge: SimBridge) -> None:
         """Keep the truth: which phones an inbound caller has talked to."""
@@ -384,7 +432,7 @@ class SimCall:
     def agent(self) -> SimChannel | None:
         """The phone leg the caller talks to now, or the one ringing for it."""
         if self.caller.bridge is not None:
-            phones = [c for c in self.caller.bridge.others(self.caller) if c.is_phone]
+            phones = [p for c in self.caller.bridge.others(self.caller) if (p := self.pbx.phone_behind(c))]
             if phones:
                 return phones[0]
         ringing = [c for c in self.pbx.channels.values()

@@ -5,8 +5,9 @@
   bridge dissolves and the other party, if nothing else runs on it, is hung up.
   With an ExtraChannel both go, and neither is hung up.
 * BlindTransfer (call 1): `Unhold` on the transferer, the `BlindTransfer`
-  event, then the transferee is redirected as above and the transferer is left
-  with nothing to do, so it is hung up.
+  event (and, for a queue call, app_queue's `AgentComplete` with Reason
+  transfer), then the transferee is redirected as above and the transferer is
+  left with nothing to do, so it is hung up.
 * Atxfer (calls 3 and 4): Asterisk feeds the `atxfer` feature code and the
   number to the transferer as DTMF (the `DTMFEnd` events); the transferer is
   put on hold (its peer hears music) and moved into a consultation bridge with
@@ -170,6 +171,7 @@ class TransferActions:
         pbx.emit("BlindTransfer", [("Result", "Success"), *transferer.headers("Transferer"),
                                    *transferee.headers("Transferee"), *bridge.headers(), ("IsExternal", "Yes"),
                                    ("Context", context), ("Extension", exten)])
+        pbx.queue_app.transferred(bridge, "BLINDTRANSFER", exten, context)  # a queue call: AgentComplete
         pbx.set_goto(transferee, context, exten, 1)
         pbx.apply_goto(transferee)
 
@@ -185,7 +187,7 @@ class TransferActions:
             self.pbx.set_variable(transferer, "TRANSFER_CONTEXT", action["Context"])
         context = transferer.variables.get("TRANSFER_CONTEXT") or transferer.context
         dtmf(self.pbx, transferer, ATXFER_CODE)
-        if transferer.bridge is None or name in self.atxfers:
+        if transferer.bridge is None or name in self.atxfers or not transferer.may_transfer:
             dtmf(self.pbx, transferer, exten)  # the digits reach no bridge feature: nothing happens
             return
         transfer = AttendedTransfer(self, transferer, transferer.bridge)
@@ -304,6 +306,7 @@ class AttendedTransfer:
             *transferer.headers("SecondTransferer"), *consultation.headers("Second"),
             *transferee.headers("Transferee"), *pair.one.headers("TransferTarget"), ("IsExternal", "No"),
             ("DestType", "Bridge"), ("DestBridgeUniqueid", original.id)])
+        pbx.queue_app.transferred(original, "ATTENDEDTRANSFER", "BRIDGE", original.id)
         self._connect(pair.one, transferee)
         self._connect(transferee, pair.one)
         consultation.destroy()
@@ -369,16 +372,16 @@ class AttendedTransfer:
         self.pbx.destroy(pair.one, 16)
         if pair.two.bridge is not None:
             pair.two.bridge.leave(pair.two)
-            self.pbx.channel_event("SoftHangupRequest", pair.two, ("Cause", "16"))
+            self.pbx.soft_hangup_request(pair.two)
 
     def _end_two(self, soft_first: bool) -> None:
         two = self.pair.two
         if two.destroyed or two.dead:
             return
         two.hangup_cause = 16
-        names = ("SoftHangupRequest", "HangupRequest") if soft_first else ("HangupRequest",)
-        for name in names:
-            self.pbx.channel_event(name, two, ("Cause", "16"))
+        if soft_first:
+            self.pbx.soft_hangup_request(two)
+        self.pbx.channel_event("HangupRequest", two, ("Cause", "16"))
         two.interrupted.set()
 
     def _connect(self, channel: SimChannel, to: SimChannel) -> None:
