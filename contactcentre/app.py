@@ -84,7 +84,7 @@ async def _routing_ctx(app: web.Application):
     services = app[SERVICES]
     settings = services.settings
     services.tracker = CallTracker(services.bus)
-    writer = InteractionWriter(services.sessions)
+    writer = InteractionWriter(services.sessions, track=services.bus.track)
     await writer.queue_id(settings.routing.queue)
     services.router = QueueRouter(services.bus, writer, services.notifier, settings.routing.queue,
                                   settings.routing.dispositions)

@@ -37,6 +37,11 @@ class Bus:
             except Exception:
                 log.exception("bus handler failed", extra={"event": type(event).__name__})
 
+    def track(self, task: asyncio.Task) -> None:
+        """A background task of a subscriber's own that `drain` should wait for too."""
+        self._tasks.add(task)
+        task.add_done_callback(self._tasks.discard)
+
     @staticmethod
     async def _run(handler: Callable, event: object) -> None:
         try:

@@ -22,3 +22,4 @@ def setup(level: str) -> None:
     root.setLevel(level)
     logging.getLogger("aiohttp.access").setLevel(logging.WARNING)
     logging.getLogger("alembic").setLevel(logging.WARNING)
+    logging.getLogger("transitions").setLevel(logging.WARNING)  # two lines per agent state change at INFO

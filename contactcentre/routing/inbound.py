@@ -36,9 +36,14 @@ class InboundFlow:
         call_id = session.uniqueid
         tracked = self._tracker.calls.get(call_id)
         arrived_at = tracked.started_at if tracked else time.time()
-        pop, _ = await asyncio.gather(self._lookup.lookup(session.caller_number, session.caller_name),
-                                      session.answer())
-        call = self._router.enqueue(call_id, pop, arrived_at)
+        answered = asyncio.ensure_future(session.answer())  # in flight while the store is asked
+        try:
+            pop = await self._lookup.lookup(session.caller_number, session.caller_name)
+        except BaseException:
+            answered.cancel()
+            raise
+        call = self._router.enqueue(call_id, pop, arrived_at)  # the pop goes out now if an agent is free
+        await answered
         try:
             await self._connect(session, call)
         finally:

@@ -211,7 +211,7 @@ class QueueRouter:
         self.abandon(call.call_id)
         agent = self.agents.get(call.agent_id) if call.agent_id else None
         answered = call.answered_at is not None
-        await self._writer.record(
+        self._writer.submit(
             call.call_id, _dt(call.arrived_at),
             caller_number=call.pop.caller_number,
             customer_id=call.customer_id,
@@ -240,10 +240,11 @@ class QueueRouter:
         if len(notes) > MAX_NOTES:
             raise RoutingError(f"notes: at most {MAX_NOTES} characters, got {len(notes)}", 400, "notes-too-long")
         call = self.calls[call_id]
-        await self._writer.record(call_id, _dt(call.arrived_at), disposition=disposition, notes=notes)
+        # The agent moves on at once (so a second submit is refused); the store write follows in order.
+        self._fire(agent, "finish")
+        self._writer.submit(call_id, _dt(call.arrived_at), disposition=disposition, notes=notes)
         if call.ended_at is not None:
             self.calls.pop(call_id, None)
-        self._fire(agent, "finish")
         agent.call_id = None
         self._make_idle(agent)
         self._notifier.call_state(agent, call_id, "closed")

@@ -70,11 +70,9 @@ class Channel:
 class Leg:
     """One agent's part in a call: from first talking to the caller to last.
 
-    talk: seconds joined to the caller. hold: seconds the caller was on hold
-    from this leg: the phone's own hold (Hold/Unhold while joined), or the
-    leg parked away from the caller and then joined again (a hold through the
-    hold context). Time apart that does not end in a rejoin (a transfer, a
-    hang-up) is not hold.
+    talk: seconds joined to the caller. hold: seconds the caller spent hearing
+    hold music while this leg was still on the call (the phone's hold, a
+    consultation during an attended transfer, a hold through the hold context).
     """
 
     identity: str  # the agent's device or queue member, e.g. PJSIP/agent1
@@ -84,28 +82,29 @@ class Leg:
     hold_seconds: float = 0.0
     connected_since: float | None = None
     hold_since: float | None = None
-    parked_since: float | None = None
 
     def connect(self, now: float) -> None:
-        if self.connected_since is not None:
-            return
-        self.connected_since = now
-        if self.parked_since is not None:
-            self.hold_seconds += now - self.parked_since
-            self.parked_since = None
+        if self.connected_since is None:
+            self.connected_since = now
 
-    def disconnect(self, now: float, still_on_line: bool = False) -> None:
+    def disconnect(self, now: float) -> None:
         if self.connected_since is not None:
             self.talk_seconds += now - self.connected_since
             self.connected_since = None
             self.left_at = now
-        self.unhold(now)
-        self.parked_since = now if still_on_line else None
+
+    def hold(self, now: float) -> None:
+        if self.hold_since is None:
+            self.hold_since = now
 
     def unhold(self, now: float) -> None:
         if self.hold_since is not None:
             self.hold_seconds += now - self.hold_since
             self.hold_since = None
+
+    def end(self, now: float) -> None:
+        self.disconnect(now)
+        self.unhold(now)
 
     def summary(self) -> tuple[str, float, float | None, float, float]:
         return (self.identity, self.joined_at, self.left_at, round(self.talk_seconds, 3), round(self.hold_seconds, 3))
@@ -177,7 +176,6 @@ class CallTracker:
         self._bridge_of: dict[str, str] = {}  # uniqueid -> bridge id
         self._leg: dict[str, str] = {}  # uniqueid -> agent leg identity, where it is not the device
         self._resync_items: dict[str, list[AmiMessage]] = {}  # ActionID -> CoreShowChannel items (replay)
-        self._optimizing: set[str] = set()  # calls whose Local pair is being swapped out: no hold there
         self._handlers: dict[type, Callable] = {
             ev.Newchannel: self._on_newchannel,
             ev.Newstate: self._on_newstate,
@@ -189,10 +187,8 @@ class CallTracker:
             ev.BridgeEnter: self._on_bridge_enter,
             ev.BridgeLeave: self._on_bridge_leave,
             ev.BridgeMerge: self._on_bridge_merge,
-            ev.Hold: self._on_hold,
-            ev.Unhold: self._on_unhold,
-            ev.LocalOptimizationBegin: self._on_optimization_begin,
-            ev.LocalOptimizationEnd: self._on_optimization_end,
+            ev.MusicOnHoldStart: self._on_music_start,
+            ev.MusicOnHoldStop: self._on_music_stop,
         }
         self._wanted = {cls.__name__ for cls in self._handlers} | TIMELINE_EVENTS
 
@@ -290,9 +286,12 @@ class CallTracker:
         self._by_name.pop(channel.name, None)
         affected = self._calls_bridged_with(uniqueid) | {channel.call_id}
         self._leave_bridge(uniqueid)
-        self._leg.pop(uniqueid, None)
         call = self.calls[channel.call_id]
         del call.channels[uniqueid]
+        identity = self._leg.pop(uniqueid, None) or channel.device
+        leg = call.legs.get(identity)
+        if leg is not None and not any(self.leg_identity(u) == identity for u in call.channels):
+            leg.end(now)  # the agent has left the call: no more talk or hold on this leg
         self._refresh_legs(now, affected)
         if call.inbound and uniqueid != call.call_id and not is_local(channel.name):
             self.bus.publish(AgentLegEnded(call.call_id, channel.device, channel.name, cause, now))
@@ -301,7 +300,7 @@ class CallTracker:
             call.ended_at = now
             call.end_reason = reason
             for leg in call.legs.values():
-                leg.disconnect(now)
+                leg.end(now)
             self.stats.add(call)
             if call.inbound:
                 self.bus.publish(CallEnded(call.call_id, cause, now, reason, tuple(call.timeline),
@@ -409,35 +408,26 @@ class CallTracker:
             if not talking:
                 continue
             joined = self._agent_legs(self._joined(call.call_id)) if call.call_id in self._channels else set()
-            alive = {self.leg_identity(u) for u in call.channels} if call.call_id in self._channels else set()
-            parked = call.call_id not in self._optimizing
             for leg in talking:
                 if leg.identity not in joined:
-                    leg.disconnect(now, still_on_line=parked and leg.identity in alive)
+                    leg.disconnect(now)
 
-    def _on_hold(self, event: ev.Hold, now: float) -> None:
-        leg = self._leg_of_event(event.channel)
-        if leg is not None and leg.hold_since is None:
-            leg.hold_since = now
+    def _on_music_start(self, event: ev.MusicOnHoldStart, now: float) -> None:
+        """The caller hears hold music: each agent leg still on the call is holding them."""
+        call = self.calls.get(event.channel.linkedid)
+        if call is None or event.channel.uniqueid != call.call_id:
+            return
+        alive = {self.leg_identity(u) for u in call.channels if u != call.call_id}
+        for leg in call.legs.values():
+            if leg.identity in alive:
+                leg.hold(now)
 
-    def _on_unhold(self, event: ev.Unhold, now: float) -> None:
-        leg = self._leg_of_event(event.channel)
-        if leg is not None:
+    def _on_music_stop(self, event: ev.MusicOnHoldStop, now: float) -> None:
+        call = self.calls.get(event.channel.linkedid)
+        if call is None or event.channel.uniqueid != call.call_id:
+            return
+        for leg in call.legs.values():
             leg.unhold(now)
-
-    def _on_optimization_begin(self, event: ev.LocalOptimizationBegin, now: float) -> None:
-        # Asterisk swaps the channels around a Local pair out of the way: they leave and enter
-        # bridges for a moment, which is neither a hold nor a transfer.
-        self._optimizing.add(event.local_one.linkedid)
-
-    def _on_optimization_end(self, event: ev.LocalOptimizationEnd, now: float) -> None:
-        self._optimizing.discard(event.local_one.linkedid)
-
-    def _leg_of_event(self, snap: ev.ChannelSnapshot) -> Leg | None:
-        call = self.calls.get(snap.linkedid)
-        if call is None or snap.uniqueid not in self._channels:
-            return None
-        return call.legs.get(self.leg_identity(snap.uniqueid))
 
     # -- resync -------------------------------------------------------------------
 

@@ -74,12 +74,13 @@ async def test_hold_and_resume_are_counted_on_the_agents_leg(stack):
     console, call = await answered_call(stack, "alice", "PJSIP/agent1", "+441632960302")
     pbx = PbxCommands(stack.services.ami)
 
-    held = await pbx.hold(channel_on(stack, call, "PJSIP/agent1"))
+    held = await pbx.hold(call.caller.name)  # the customer hears music, the agent waits
+    assert held.peer == channel_on(stack, call, "PJSIP/agent1")
     await asyncio.sleep(0.3)
     await pbx.resume(held)
     await until(lambda: call.caller.bridge is not None)
     await asyncio.sleep(0.2)
-    stack.sim.phone_hangup(held.channel)
+    stack.sim.phone_hangup(held.peer)
     await asyncio.wait_for(call.finished.wait(), 5)
 
     interaction, legs = await stored(stack, call.call_id)

@@ -62,4 +62,4 @@ def test_transfers_give_one_leg_per_agent_who_talked_to_the_caller_with_hold_tim
     ]
     for call in ended:
         for _, joined, left, talk, hold in call.legs:
-            assert left is not None and joined < left and 0 < talk <= left - joined and hold < talk
+            assert left is not None and joined < left and 0 < talk <= left - joined and hold >= 0
