@@ -5,7 +5,7 @@ from __future__ import annotations
 from dataclasses import asdict, dataclass
 from datetime import datetime
 
-from sqlalchemy import bindparam, func, select
+from sqlalchemy import bindparam, func, select, true
 from sqlalchemy.ext.asyncio import async_sessionmaker
 
 from contactcentre.crm.models import Agent, ContactPoint, Customer, Interaction, Ticket, TicketStatus
@@ -55,29 +55,44 @@ class ScreenPopLookup:
         self._sessions = sessions
         self._region = default_region
         self._limit = interactions
-        recent = (select(Interaction.id).where(Interaction.customer_id == Customer.id)
-                  .order_by(Interaction.arrived_at.desc()).limit(interactions).correlate(Customer))
+        self._statements = {dialect: self._statement(dialect, interactions) for dialect in ("sqlite", "postgresql")}
+
+    @staticmethod
+    def _statement(dialect: str, limit: int):
         open_tickets = (select(func.count(Ticket.id))
                         .where(Ticket.customer_id == Customer.id,
                                Ticket.status.in_([TicketStatus.OPEN, TicketStatus.PENDING]))
                         .correlate(Customer).scalar_subquery())
-        self._statement = (
-            select(Customer.id, Customer.first_name, Customer.last_name, Customer.account_number, Customer.tier,
-                   Customer.created_at, open_tickets.label("open_tickets"), Interaction.call_id,
-                   Interaction.arrived_at, Agent.display_name, Interaction.disposition, Interaction.notes)
-            .select_from(ContactPoint)
-            .join(Customer, Customer.id == ContactPoint.customer_id)
-            .outerjoin(Interaction, Interaction.id.in_(recent))
-            .outerjoin(Agent, Agent.id == Interaction.agent_id)
-            .where(ContactPoint.kind == "phone", ContactPoint.value == bindparam("number"))
-            .order_by(Interaction.arrived_at.desc()))
+        columns = [Customer.id, Customer.first_name, Customer.last_name, Customer.account_number, Customer.tier,
+                   Customer.created_at, open_tickets.label("open_tickets")]
+        found = (select().select_from(ContactPoint).join(Customer, Customer.id == ContactPoint.customer_id)
+                 .where(ContactPoint.kind == "phone", ContactPoint.value == bindparam("number")))
+        if dialect == "postgresql":
+            # LATERAL: the customer's last interactions by the (customer_id, arrived_at) index.
+            recent = (select(Interaction.call_id, Interaction.arrived_at, Interaction.disposition, Interaction.notes,
+                             Agent.display_name)
+                      .outerjoin(Agent, Agent.id == Interaction.agent_id)
+                      .where(Interaction.customer_id == Customer.id)
+                      .order_by(Interaction.arrived_at.desc()).limit(limit).lateral("recent"))
+            return (found.add_columns(*columns, recent.c.call_id, recent.c.arrived_at, recent.c.display_name,
+                                      recent.c.disposition, recent.c.notes)
+                    .outerjoin(recent, true()).order_by(recent.c.arrived_at.desc()))
+        # SQLite has no LATERAL; it runs the correlated IN (... LIMIT) once, by the same index.
+        recent_ids = (select(Interaction.id).where(Interaction.customer_id == Customer.id)
+                      .order_by(Interaction.arrived_at.desc()).limit(limit).correlate(Customer))
+        return (found.add_columns(*columns, Interaction.call_id, Interaction.arrived_at, Agent.display_name,
+                                  Interaction.disposition, Interaction.notes)
+                .outerjoin(Interaction, Interaction.id.in_(recent_ids))
+                .outerjoin(Agent, Agent.id == Interaction.agent_id)
+                .order_by(Interaction.arrived_at.desc()))
 
     async def lookup(self, caller_number: str, caller_name: str) -> ScreenPop:
         e164 = caller_id_to_e164(caller_number, self._region)
         if e164 is None:
             return ScreenPop(caller_number, caller_name, None)
         async with self._sessions() as session:
-            rows = (await session.execute(self._statement, {"number": e164})).all()
+            statement = self._statements[session.bind.dialect.name]
+            rows = (await session.execute(statement, {"number": e164})).all()
         if not rows:
             return ScreenPop(e164, caller_name, None)
         first = rows[0]
