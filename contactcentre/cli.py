@@ -16,6 +16,8 @@ from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, T
 
 from contactcentre import logs
 from contactcentre.config import ConfigError, Settings
+from contactcentre.customers_cli import add_customer_commands
+from contactcentre.privacy_cli import add_privacy_commands
 
 log = logging.getLogger("contactcentre")
 
@@ -85,6 +87,8 @@ def _parser() -> argparse.ArgumentParser:
     add.add_argument("--device", help="the agent's phone, e.g. PJSIP/agent1")
     add.add_argument("--role", choices=["agent", "supervisor", "admin"], default="agent")
     add.set_defaults(run=_agent_add)
+    add_customer_commands(commands)
+    add_privacy_commands(commands)
     return parser
 
 

@@ -6,7 +6,7 @@ import logging
 from datetime import UTC, datetime
 
 from sqlalchemy import insert
-from sqlalchemy.ext.asyncio import async_sessionmaker
+from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 
 from contactcentre.crm.models import AuditLog
 from contactcentre.routing.events import CustomerRecordShown
@@ -21,9 +21,15 @@ class AuditTrail:
     async def record(self, actor_id: int | None, action: str, entity: str, entity_id: str, reason: str,
                      at: datetime | None = None) -> None:
         async with self._sessions() as session, session.begin():
-            await session.execute(insert(AuditLog).values(
-                at=at or datetime.now(UTC), actor_id=actor_id, action=action, entity=entity,
-                entity_id=entity_id, reason=reason[:255]))
+            await self.write(session, actor_id, action, entity, entity_id, reason, at)
+
+    @staticmethod
+    async def write(session: AsyncSession, actor_id: int | None, action: str, entity: str, entity_id: str,
+                    reason: str, at: datetime | None = None) -> None:
+        """Add the row inside the caller's transaction, so a change and its audit commit together."""
+        await session.execute(insert(AuditLog).values(
+            at=at or datetime.now(UTC), actor_id=actor_id, action=action, entity=entity,
+            entity_id=entity_id, reason=reason[:255]))
 
     async def on_record_shown(self, event: CustomerRecordShown) -> None:
         """A screen pop put a customer's record in front of an agent."""

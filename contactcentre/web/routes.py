@@ -12,6 +12,7 @@ from contactcentre.crm.accounts import authenticate, get_agent
 from contactcentre.crm.models import Role
 from contactcentre.web.auth import COOKIE, Identity, SessionSigner
 from contactcentre.web.keys import SERVICES, SETTINGS, SIGNER, TEMPLATES
+from contactcentre.web.privacy_routes import add_privacy_routes
 
 log = logging.getLogger(__name__)
 
@@ -115,4 +116,5 @@ def add_routes(app: web.Application) -> None:
     app.router.add_get("/console", console)
     app.router.add_get("/health", health)
     app.router.add_get("/static/vendor/{name}", vendor)
+    add_privacy_routes(app)
     app.router.add_static("/static/", WEB_DIR / "static")
