@@ -19,3 +19,14 @@ def capture(name: str) -> bytes:
 
 
 AMI_CAPTURES = sorted(p.name for p in CAPTURES.glob("*.ami")) if CAPTURES.exists() else []
+
+
+def agi_sessions() -> list[list[str]]:
+    """Each FastAGI session of agi-ivr.agi.txt as its lines: `> ` from Asterisk, `< ` from the server."""
+    sessions: list[list[str]] = []
+    for line in capture("agi-ivr.agi.txt").decode().splitlines():
+        if line.startswith("# ---- FastAGI session"):
+            sessions.append([])
+        elif line.startswith(("> ", "< ")) or line.rstrip() == ">":
+            sessions[-1].append(line)
+    return sessions

@@ -10,19 +10,12 @@ import asyncio
 import re
 
 from contactcentre.telephony.simulator.pbx import SimulatedPbx
-from tests.captures import capture
+from tests.captures import agi_sessions
 
 
 def captured_session(number: int) -> tuple[list[str], list[tuple[str, list[str]]]]:
     """(environment lines, [(command, reply lines)]) of a captured session."""
-    sessions, current = [], None
-    for line in capture("agi-ivr.agi.txt").decode().splitlines():
-        if line.startswith("# ---- FastAGI session"):
-            current = []
-            sessions.append(current)
-        elif line.startswith(("> ", "< ")) or line == ">":
-            current.append(line)
-    lines = sessions[number - 1]
+    lines = agi_sessions()[number - 1]
     blank = next(i for i, line in enumerate(lines) if line.rstrip() == ">")  # the environment's end
     environment = [line[2:] for line in lines[:blank]]
     exchanges = []

@@ -10,19 +10,7 @@ from hypothesis import strategies as st
 from contactcentre.config import AgiSettings
 from contactcentre.telephony.agi.protocol import MAX_LINE_BYTES, AgiCommandError
 from contactcentre.telephony.agi.server import AgiHangup, AgiServer
-from tests.captures import capture
-
-
-def sessions_of_capture() -> list[list[str]]:
-    """Each captured session as its lines, `> ` from Asterisk and `< ` from the server."""
-    sessions, current = [], None
-    for line in capture("agi-ivr.agi.txt").decode().splitlines():
-        if line.startswith("# ---- FastAGI session"):
-            current = []
-            sessions.append(current)
-        elif line.startswith(("> ", "< ")) or line == ">":
-            current.append(line)
-    return sessions
+from tests.captures import agi_sessions
 
 
 async def play_asterisk(port: int, lines: list[str], close_at_end: bool = False) -> list[str]:
@@ -85,7 +73,7 @@ async def test_session_one_of_the_capture_reads_as_typed_results():
         out["env"] = (s.caller_number, s.caller_name, s.channel, s.script)
         return out
 
-    received, out, _ = await run_script(script, sessions_of_capture()[0])
+    received, out, _ = await run_script(script, agi_sessions()[0])
     assert out["answer"].result == 0 and out["stream"].endpos == 16000
     assert out["digits"] == "1234" and out["var"] == "1234"
     assert out["full"] == "+441632960201 on PJSIP/carrier-00000000"
@@ -94,7 +82,7 @@ async def test_session_one_of_the_capture_reads_as_typed_results():
     assert out["usage"].startswith("Invalid command syntax.") and "PLAYBACKSTATUS" in out["usage"]
     assert out["queue"] == -1 and out["queuestatus"] is None
     assert out["env"] == ("+441632960201", "Jane Smith", "PJSIP/carrier-00000000", "inbound")
-    expected = [line[2:] for line in sessions_of_capture()[0] if line.startswith("< ")]
+    expected = [line[2:] for line in agi_sessions()[0] if line.startswith("< ")]
     # the same commands with the same arguments as the real exchange (quoting may differ)
     assert [shlex.split(line) for line in received] == [shlex.split(line) for line in expected]
 
@@ -109,7 +97,7 @@ async def test_caller_hanging_up_mid_prompt_then_a_dead_channel():
             await s.stream_file("custom/welcome")
         return played, choice, hung_up, dead.value.code
 
-    _, (played, choice, hung_up, code), _ = await run_script(script, sessions_of_capture()[2])
+    _, (played, choice, hung_up, code), _ = await run_script(script, agi_sessions()[2])
     assert played.result == -1 and played.endpos == 24160
     assert choice is None and hung_up
     assert code == 511
