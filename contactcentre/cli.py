@@ -1,4 +1,4 @@
-"""The `contactcentre` command: demo, serve, db upgrade, seed, record, replay, agent add."""
+"""The `contactcentre` command: demo, serve, db, seed, record, replay, agent, import, customers, privacy."""
 
 from __future__ import annotations
 
