@@ -46,7 +46,7 @@ import csv
 import io
 import json
 import re
-from collections.abc import Callable, Iterable
+from collections.abc import Awaitable, Callable, Iterable
 from dataclasses import dataclass, field
 from datetime import UTC, date, datetime, time
 from decimal import Decimal, InvalidOperation
@@ -370,6 +370,17 @@ def _customer_keys(customer: _NewCustomer) -> list[tuple[str, str]]:
 
 # -- customers ----------------------------------------------------------------------------------------------------
 
+async def _in_batches(rows: list[_Row], header: list[str], check: Callable[[_Row], object],
+                      store: Callable[[list], Awaitable[int]], report: ImportReport, progress: Progress) -> ImportReport:
+    """Check and store a batch at a time, so a bad row costs only itself and memory stays bounded."""
+    for start in range(0, len(rows), BATCH):
+        good = _checked(rows[start:start + BATCH], header, check, report)
+        report.imported += await store(good)
+        progress(min(start + BATCH, len(rows)), len(rows))
+    report.rejected.sort(key=lambda r: r.line)
+    return report
+
+
 async def import_customers(sessions: async_sessionmaker, path: Path, default_region: str,
                            progress: Progress = _no_progress) -> ImportReport:
     """Check every row, insert the good ones in batches, and report the rest with line numbers."""
@@ -382,12 +393,8 @@ async def import_customers(sessions: async_sessionmaker, path: Path, default_reg
         seen.claim(row.line, _customer_keys(customer))
         return customer
 
-    for start in range(0, len(rows), BATCH):
-        good = _checked(rows[start:start + BATCH], header, check, report)
-        report.imported += await _store_customers(sessions, good, report)
-        progress(min(start + BATCH, len(rows)), len(rows))
-    report.rejected.sort(key=lambda r: r.line)
-    return report
+    return await _in_batches(rows, header, check, lambda good: _store_customers(sessions, good, report), report,
+                             progress)
 
 
 async def _store_customers(sessions: async_sessionmaker, customers: list[_NewCustomer], report: ImportReport) -> int:
@@ -474,12 +481,8 @@ async def import_transactions(sessions: async_sessionmaker, path: Path,
         seen.claim(row.line, [("reference", transaction.values["reference"])])
         return transaction
 
-    for start in range(0, len(rows), BATCH):
-        good = _checked(rows[start:start + BATCH], header, check, report)
-        report.imported += await _store_transactions(sessions, good, report)
-        progress(min(start + BATCH, len(rows)), len(rows))
-    report.rejected.sort(key=lambda r: r.line)
-    return report
+    return await _in_batches(rows, header, check, lambda good: _store_transactions(sessions, good, report), report,
+                             progress)
 
 
 async def _store_transactions(sessions: async_sessionmaker, transactions: list[_NewTransaction],
