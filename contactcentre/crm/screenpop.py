@@ -54,7 +54,6 @@ class ScreenPopLookup:
     def __init__(self, sessions: async_sessionmaker, default_region: str, interactions: int):
         self._sessions = sessions
         self._region = default_region
-        self._limit = interactions
         self._statements = {dialect: self._statement(dialect, interactions) for dialect in ("sqlite", "postgresql")}
 
     @staticmethod

@@ -128,10 +128,6 @@ class Call:
     def handled_by(self) -> list[str]:
         return list(self.legs)
 
-    @property
-    def caller_channel(self) -> Channel | None:
-        return self.channels.get(self.call_id)
-
     def channel_on(self, device: str) -> Channel | None:
         for channel in self.channels.values():
             if channel.device == device:
@@ -168,7 +164,6 @@ class CallTracker:
         self.resync_from_stream = resync_from_stream
         self.calls: dict[str, Call] = {}
         self.stats = CallStats()
-        self.event_counts: Counter[str] = Counter()
         self.unknown_events: Counter[str] = Counter()
         self._channels: dict[str, Channel] = {}  # uniqueid -> channel, every live channel
         self._by_name: dict[str, str] = {}  # channel name -> uniqueid
@@ -202,7 +197,6 @@ class CallTracker:
     def handle(self, message: AmiMessage) -> None:
         """One AMI event as it arrives (the AMI client's handler)."""
         name = message.name
-        self.event_counts[name] += 1
         if name not in self._wanted:
             if name not in ev.KNOWN_EVENTS:
                 self.unknown_events[name] += 1

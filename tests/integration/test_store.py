@@ -6,13 +6,12 @@ import asyncio
 from datetime import UTC, datetime, timedelta
 
 import pytest
-from sqlalchemy import func, select, text
+from sqlalchemy import select, text
 
 from contactcentre.crm.accounts import authenticate, create_agent
 from contactcentre.crm.interactions import InteractionWriter
 from contactcentre.crm.models import (
     Agent,
-    ContactPoint,
     Customer,
     Interaction,
     InteractionLeg,
