@@ -45,7 +45,7 @@ def device_of(channel: str) -> str:
     """`PJSIP/agent1-0000002a` -> `PJSIP/agent1`; `Local/2003@xfer-00000000;1` -> `Local/2003@xfer`."""
     base = channel.split(";", 1)[0]
     head, sep, tail = base.rpartition("-")
-    return head if sep and tail and all(c in "0123456789abcdef" for c in tail) else base
+    return head if sep and tail and not tail.strip("0123456789abcdef") else base
 
 
 def is_local(channel: str) -> bool:
@@ -60,10 +60,14 @@ class Channel:
     state: int
     caller_number: str
     caller_name: str
+    device: str = ""  # device_of(name), kept because every bridge and hangup asks for it
 
-    @property
-    def device(self) -> str:
-        return device_of(self.name)
+    def __post_init__(self) -> None:
+        self.device = device_of(self.name)
+
+    def rename(self, name: str) -> None:
+        self.name = name
+        self.device = device_of(name)
 
 
 @dataclass(slots=True)
@@ -207,23 +211,27 @@ class CallTracker:
         if isinstance(event, ev.UnknownEvent):  # a known name without the headers it must have
             self.unknown_events[name] += 1
             return
+        now = self.clock()
+        snap = getattr(event, "channel", None)
+        known = self._channels.get(snap.uniqueid) if snap is not None else None  # before a Hangup drops it
         handler = self._handlers.get(type(event))
         if handler is not None:
-            handler(event, self.clock())
-        if name in TIMELINE_EVENTS:
-            self._note(event, name)
+            handler(event, now)
+        if name in TIMELINE_EVENTS and snap is not None:
+            self._note(name, now, known or self._channels.get(snap.uniqueid), snap)
 
-    def _note(self, event: object, name: str) -> None:
-        channel = getattr(event, "channel", None)
-        call = self.calls.get(channel.linkedid) if channel else None
+    def _note(self, name: str, now: float, channel: Channel | None, snap: ev.ChannelSnapshot) -> None:
+        # What the tracker holds of the channel, where it can: the event's own block is read lazily.
+        call_id, channel_name = (channel.call_id, channel.name) if channel else (snap.linkedid, snap.name)
+        call = self.calls.get(call_id)
         if call is not None:
-            call.timeline.append((self.clock(), name, channel.name))
+            call.timeline.append((now, name, channel_name))
 
     # -- channels ---------------------------------------------------------------
 
     def _on_newchannel(self, event: ev.Newchannel, now: float) -> None:
-        snap = event.channel
-        self._add_channel(snap.uniqueid, snap.name, snap.linkedid, snap.state, snap.caller_num, snap.caller_name, now)
+        name, uniqueid, linkedid, state, number, caller_name, *_ = event.channel.as_tuple()
+        self._add_channel(uniqueid, name, linkedid, state, number, caller_name, now)
 
     def _add_channel(self, uniqueid: str, name: str, call_id: str, state: int, number: str, caller_name: str,
                      now: float, adopted: bool = False) -> Channel:
@@ -260,7 +268,7 @@ class CallTracker:
         channel = self._channels.get(event.channel.uniqueid)
         if channel is not None and event.new_name:
             self._by_name.pop(channel.name, None)
-            channel.name = event.new_name
+            channel.rename(event.new_name)
             self._by_name[channel.name] = channel.uniqueid
 
     def _on_hangup_request(self, event: ev.HangupRequest, now: float) -> None:

@@ -45,3 +45,32 @@ def test_an_event_missing_its_channel_is_kept_as_unknown_not_crashed_on():
     assert isinstance(event, ev.UnknownEvent) and event.headers == (("Event", "Hangup"), ("Cause", "16"))
     garbled = ev.decode(parse_message("Event: Newstate\r\nUniqueid: 1.1\r\nChannelState: up!"))
     assert isinstance(garbled, ev.Newstate) and garbled.channel.state == 0
+
+
+@pytest.mark.parametrize("name", AMI_CAPTURES)
+def test_a_channel_block_read_in_one_pass_equals_it_read_field_by_field(name):
+    prefixes = ("", "Dest", "Transferee", "OrigTransferer", "SecondTransferer", "TransferTarget", "LocalOne",
+                "LocalTwo")
+    blocks = 0
+    for message in iter_messages(capture(name)):
+        for prefix in prefixes if message.kind == "event" else ():
+            snap = ev.snapshot(message, prefix)
+            if snap is not None:
+                blocks += 1
+                assert snap.as_tuple() == tuple(getattr(snap, field) for field in ev.ChannelSnapshot.FIELDS)
+                assert snap.uniqueid == message.get(f"{prefix}Uniqueid")
+    assert blocks > 0 or b"Uniqueid: " not in capture(name)
+
+
+def test_a_channel_block_out_of_asterisks_order_is_still_read_whole():
+    message = parse_message("Event: Newchannel\r\nUniqueid: 1.5\r\nChannel: PJSIP/x-1\r\nChannelState: 4\r\n"
+                            "CallerIDNum: <unknown>\r\nLinkedid: 1.4")
+    snap = ev.decode(message).channel
+    assert snap.as_tuple() == ("PJSIP/x-1", "1.5", "1.4", 4, "", "", "", "", "", "", 0)
+
+
+def test_a_channel_snapshot_cannot_be_changed():
+    snap = ev.decode(parse_message("Event: Newstate\r\nUniqueid: 1.1\r\nChannelState: 6")).channel
+    with pytest.raises(AttributeError):
+        snap.uniqueid = "2.2"
+    assert snap.state == 6 and snap == ev.snapshot(parse_message("Event: Hangup\r\nUniqueid: 1.1\r\nChannelState: 6"))

@@ -4,7 +4,15 @@ import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from contactcentre.telephony.ami.protocol import MAX_MESSAGE_BYTES, AmiParser, encode_action, iter_messages
+from contactcentre.telephony.ami.events import KNOWN_EVENTS
+from contactcentre.telephony.ami.protocol import (
+    MAX_MESSAGE_BYTES,
+    AmiParser,
+    EventFilter,
+    encode_action,
+    iter_messages,
+    parse_message,
+)
 from tests.captures import AMI_CAPTURES, capture
 
 
@@ -101,3 +109,55 @@ def test_invalid_utf8_is_replaced_and_counted():
 def test_actions_are_written_by_the_asterisk_ami_package_with_our_action_id():
     wire = encode_action("PJSIPNotify", "cc-1", {"Endpoint": "agent1"}, {"Event": "talk"})
     assert wire == b"Action: PJSIPNotify\r\nActionID: cc-1\r\nEndpoint: agent1\r\nVariable: Event=talk\r\n\r\n"
+
+
+TRACKED = {"Newchannel", "Newstate", "Hangup", "BridgeEnter", "DialBegin", "UserEvent"}
+
+
+def _pieces(data: bytes, cuts: list[int]) -> list[bytes]:
+    pieces, last = [], 0
+    for cut in sorted(set(cuts)):
+        pieces.append(data[last:cut])
+        last = cut
+    return [*pieces, data[last:]]
+
+
+@pytest.mark.parametrize("name", AMI_CAPTURES)
+@settings(max_examples=15, deadline=None)
+@given(cuts=st.lists(st.integers(min_value=1, max_value=200_000), max_size=30))
+def test_a_filtered_read_gives_the_wanted_events_and_every_other_message_as_a_full_read_does(name, cuts):
+    data = capture(name)
+    full = list(iter_messages(data))
+    parser, wanted = AmiParser(), EventFilter(TRACKED, ignore=KNOWN_EVENTS)
+    got = [m for piece in _pieces(data, [c % len(data) for c in cuts]) for m in parser.feed(piece, wanted)]
+    expected = [m for m in full if m.kind != "event" or m.name in TRACKED]
+    assert [(m.kind, m.name, m.headers) for m in got] == [(m.kind, m.name, m.headers) for m in expected][:len(got)]
+    assert len(expected) - len(got) <= 1  # at most the last message, if the capture stops without its blank line
+    unknown = Counter(m.name.encode() for m in full if m.kind == "event" and m.name not in KNOWN_EVENTS)
+    assert parser.skipped == unknown  # events of no known kind are counted by name; known ones we skip are not
+
+
+def test_a_filtered_read_keeps_stray_blank_lines_garbage_and_one_line_events_apart():
+    parser, wanted = AmiParser(expect_banner=False), EventFilter({"Hangup"}, ignore={"VarSet"})
+    stream = (b"Event: VarSet\r\nVariable: x\r\n\r\n\r\n\r\nEvent: Hangup\r\nUniqueid: 1.1\r\n\r\n"
+              b"garbage line\r\n\r\nEvent: RTCPSent\r\n\r\nEvent: Hangup\r\n\r\n")
+    messages = parser.feed(stream, wanted)
+    assert [(m.kind, m.name) for m in messages] == [("event", "Hangup"), ("unknown", ""), ("event", "Hangup")]
+    assert messages[0].get("Uniqueid") == "1.1"
+    assert parser.skipped == Counter({b"RTCPSent": 1})
+
+
+@pytest.mark.parametrize("name", AMI_CAPTURES)
+def test_a_header_found_in_the_text_is_the_one_splitting_finds(name):
+    for message in iter_messages(capture(name)):
+        if message.kind == "banner":
+            continue
+        lazy = parse_message(message.text)
+        keys = {key for key, _ in message.headers} | {"NoSuchHeader", "uniqueid", "ACTIONID"}
+        assert {key: lazy.get(key) for key in keys} == {key: message.get(key) for key in keys}
+
+
+def test_a_header_written_another_way_is_still_found():
+    message = parse_message("Event: X\r\nCause:16\r\nuniqueid: 1.2\r\nEmpty:")
+    assert (message.get("Cause"), message.get("Uniqueid"), message.get("Empty"), message.get("Event")) == (
+        "16", "1.2", "", "X")

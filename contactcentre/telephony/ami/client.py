@@ -23,7 +23,8 @@ from enum import Enum
 from typing import TYPE_CHECKING
 
 from contactcentre.config import AmiSettings
-from contactcentre.telephony.ami.protocol import AmiMessage, AmiParser, encode_action
+from contactcentre.telephony.ami.events import KNOWN_EVENTS
+from contactcentre.telephony.ami.protocol import AmiMessage, AmiParser, EventFilter, encode_action
 
 if TYPE_CHECKING:
     from contactcentre.telephony.recorder import FlightRecorder
@@ -69,8 +70,8 @@ class _AmiProtocol(asyncio.Protocol):
         if client.recorder is not None:
             client.recorder.write(data)
         # While an action waits, every message may be its answer (list items are events): parse all.
-        only = None if client._pending or client._awaited else client._wanted
-        for message in self._parser.feed(data, only):
+        wanted = None if client._pending or client._awaited else client._wanted
+        for message in self._parser.feed(data, wanted):
             client._dispatch(message)
 
     @property
@@ -104,7 +105,8 @@ class AmiClient:
         self.last_received = 0.0  # loop time of the last bytes from the PBX
         self.recorder: FlightRecorder | None = None  # the flight recorder, when one is switched on
         self._handlers: list[tuple[EventHandler, frozenset[str] | None]] = []  # handler, the events it wants
-        self._wanted: frozenset[bytes] | None = None  # event names some handler wants; None: all
+        self._wanted: EventFilter | None = None  # the events some handler wants; None: all
+        self._wanted_names: set[str] = set()
         self._wants_all = False
         self._on_connected: list[Callable[[], Awaitable[None]]] = []
         self._transport: asyncio.Transport | None = None
@@ -121,9 +123,9 @@ class AmiClient:
     def add_handler(self, handler: EventHandler, events: Iterable[str] | None = None) -> None:
         """Call `handler` on the loop for each event; with `events`, only for those names.
 
-        When every handler names its events, the others are never parsed, only
-        counted (`skipped_events`): most of what Asterisk sends is VarSet,
-        Newexten and RTCP that nobody here reads.
+        When every handler names its events, the others are never parsed: most
+        of what Asterisk sends is VarSet, Newexten and RTCP that nobody here
+        reads. Those we have no model of are counted (`skipped_events`).
         """
         names = None if events is None else frozenset(events)
         self._handlers.append((handler, names))
@@ -131,11 +133,13 @@ class AmiClient:
             self._wanted = None
             self._wants_all = True
         elif not self._wants_all:
-            self._wanted = frozenset({*(self._wanted or ()), *(name.encode() for name in names)})
+            self._wanted_names |= names
+            self._wanted = EventFilter(self._wanted_names, ignore=KNOWN_EVENTS)
 
     @property
     def skipped_events(self) -> Counter[str]:
-        """Events dropped unparsed because no handler wanted them, by name (this connection)."""
+        """Events of kinds we have no model of, dropped unparsed as no handler wanted them, by name
+        (this connection)."""
         if self._protocol is None:
             return Counter()
         return Counter({name.decode(errors="replace"): n for name, n in self._protocol.skipped.items()})

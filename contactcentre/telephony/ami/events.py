@@ -7,47 +7,116 @@ Header names are Asterisk 22's, as in ../shared/ami-captures/.
 
 from __future__ import annotations
 
+import functools
+import re
 from collections.abc import Callable
 from dataclasses import dataclass
 
 from contactcentre.telephony.ami.protocol import AmiMessage
 
 
-@dataclass(frozen=True, slots=True)
 class ChannelSnapshot:
-    """The standard channel block (`Channel`, `ChannelState`, ... `Linkedid`) of an event."""
+    """The standard channel block (`Channel`, `ChannelState`, ... `Linkedid`) of an event, under a prefix
+    (`Dest`, `Transferee` ...).
 
-    name: str
-    uniqueid: str
-    linkedid: str
-    state: int
-    caller_num: str
-    caller_name: str
-    connected_num: str
-    connected_name: str
-    context: str
-    exten: str
-    priority: int
+    Each field is read from the message when it is first asked for: a handler
+    reads two or three of the eleven, and reading them all when the event
+    arrived cost more than the rest of decoding it (bench/ami_ingest.py).
+    `uniqueid` is read at once, because it tells whether the block is there.
+    Immutable, like the events that carry it; equal when the fields are.
+    """
+
+    __slots__ = ("_message", "_prefix", "uniqueid")
+
+    FIELDS = ("name", "uniqueid", "linkedid", "state", "caller_num", "caller_name", "connected_num",
+              "connected_name", "context", "exten", "priority")
+
+    def __init__(self, message: AmiMessage, prefix: str, uniqueid: str):
+        object.__setattr__(self, "_message", message)
+        object.__setattr__(self, "_prefix", prefix)
+        object.__setattr__(self, "uniqueid", uniqueid)
+
+    def __setattr__(self, name: str, value: object) -> None:
+        raise AttributeError(f"ChannelSnapshot is read-only: cannot set {name}")
+
+    def _get(self, key: str) -> str | None:
+        return self._message.get(self._prefix + key)
+
+    @property
+    def name(self) -> str:
+        return self._get("Channel") or ""
+
+    @property
+    def linkedid(self) -> str:
+        return self._get("Linkedid") or self.uniqueid
+
+    @property
+    def state(self) -> int:
+        return _int(self._get("ChannelState"))
+
+    @property
+    def caller_num(self) -> str:
+        return _cid(self._get("CallerIDNum"))
+
+    @property
+    def caller_name(self) -> str:
+        return _cid(self._get("CallerIDName"))
+
+    @property
+    def connected_num(self) -> str:
+        return _cid(self._get("ConnectedLineNum"))
+
+    @property
+    def connected_name(self) -> str:
+        return _cid(self._get("ConnectedLineName"))
+
+    @property
+    def context(self) -> str:
+        return self._get("Context") or ""
+
+    @property
+    def exten(self) -> str:
+        return self._get("Exten") or ""
+
+    @property
+    def priority(self) -> int:
+        return _int(self._get("Priority"))
+
+    def as_tuple(self) -> tuple:
+        """Every field, in FIELDS order: one pass over the block when it is written as Asterisk writes it."""
+        found = _block(self._prefix).search(self._message.text)
+        if found is None:
+            return tuple(getattr(self, field) for field in self.FIELDS)
+        name, state, _, num, cid_name, c_num, c_name, _, _, context, exten, priority, uniqueid, linkedid = (
+            found.groups())
+        return (name, uniqueid, linkedid or uniqueid, _int(state), _cid(num), _cid(cid_name), _cid(c_num),
+                _cid(c_name), context, exten, _int(priority))
+
+    def __eq__(self, other: object) -> bool:
+        return isinstance(other, ChannelSnapshot) and self.as_tuple() == other.as_tuple()
+
+    def __hash__(self) -> int:
+        return hash(self.as_tuple())
+
+    def __repr__(self) -> str:
+        return "ChannelSnapshot(" + ", ".join(f"{f}={getattr(self, f)!r}" for f in self.FIELDS) + ")"
+
+
+UNKNOWN_CID = "<unknown>"  # Asterisk's caller ID when there is none
+# The block as Asterisk 22 writes it (manager_channels.c), header for header, in this order.
+_BLOCK = ("Channel", "ChannelState", "ChannelStateDesc", "CallerIDNum", "CallerIDName", "ConnectedLineNum",
+          "ConnectedLineName", "Language", "AccountCode", "Context", "Exten", "Priority", "Uniqueid", "Linkedid")
+
+
+@functools.cache
+def _block(prefix: str) -> re.Pattern[str]:
+    return re.compile("".join(f"\r\n{prefix}{key}: ([^\r\n]*)" for key in _BLOCK))
 
 
 def snapshot(m: AmiMessage, prefix: str = "") -> ChannelSnapshot | None:
-    f = m.fields()
-    uniqueid = f.get(f"{prefix}Uniqueid")
-    if uniqueid is None:
-        return None
-    return ChannelSnapshot(
-        name=f.get(f"{prefix}Channel", ""),
-        uniqueid=uniqueid,
-        linkedid=f.get(f"{prefix}Linkedid") or uniqueid,
-        state=_int(f.get(f"{prefix}ChannelState")),
-        caller_num=_cid(f.get(f"{prefix}CallerIDNum")),
-        caller_name=_cid(f.get(f"{prefix}CallerIDName")),
-        connected_num=_cid(f.get(f"{prefix}ConnectedLineNum")),
-        connected_name=_cid(f.get(f"{prefix}ConnectedLineName")),
-        context=f.get(f"{prefix}Context", ""),
-        exten=f.get(f"{prefix}Exten", ""),
-        priority=_int(f.get(f"{prefix}Priority")),
-    )
+    """The channel block under `prefix`, or None if the event has none."""
+    uniqueid = m.get(prefix + "Uniqueid")
+    return None if uniqueid is None else ChannelSnapshot(m, prefix, uniqueid)
 
 
 # -- channels -------------------------------------------------------------------
@@ -405,30 +474,28 @@ _DECODERS: dict[str, Callable[[AmiMessage], object]] = {
     "Shutdown": lambda m: Shutdown(m.get("Shutdown", ""), m.get("Restart", "").lower() in ("true", "yes")),
     "Reload": lambda m: Reload(m.get("Module", ""), m.get("Status", "")),
 }
-# Events whose headers must name a channel; one without is malformed and kept as unknown.
-_NEEDS_CHANNEL = {name for name in _DECODERS if name not in {
-    "VarSet", "UserEvent", "BridgeCreate", "BridgeDestroy", "BridgeMerge", "DeviceStateChange", "ContactStatus",
-    "FullyBooted", "Shutdown", "Reload", "LocalBridge", "LocalOptimizationBegin", "LocalOptimizationEnd",
-    "BlindTransfer", "AttendedTransfer", "DialBegin", "DialState", "DialEnd"}}
+# The channel blocks an event must have; one without is malformed and kept as unknown.
+_REQUIRED: dict[str, tuple[str, ...]] = {
+    **{name: ("channel",) for name in _DECODERS if name not in {
+        "VarSet", "UserEvent", "BridgeCreate", "BridgeDestroy", "BridgeMerge", "DeviceStateChange", "ContactStatus",
+        "FullyBooted", "Shutdown", "Reload", "LocalBridge", "LocalOptimizationBegin", "LocalOptimizationEnd",
+        "BlindTransfer", "AttendedTransfer", "DialBegin", "DialState", "DialEnd"}},
+    **{name: ("dest",) for name in ("DialBegin", "DialState", "DialEnd")},
+    **{name: ("local_one", "local_two") for name in ("LocalBridge", "LocalOptimizationBegin", "LocalOptimizationEnd")},
+}
 KNOWN_EVENTS = frozenset(_DECODERS)
 
 
 def decode(message: AmiMessage) -> object:
-    decoder = _DECODERS.get(message.name)
-    if decoder is None or (message.name in _NEEDS_CHANNEL and message.get("Uniqueid") is None):
-        return UnknownEvent(message.name, tuple(message.headers))
+    name = message.name
+    decoder = _DECODERS.get(name)
+    if decoder is None:
+        return UnknownEvent(name, tuple(message.headers))
     event = decoder(message)
-    if message.name.startswith(("Dial", "Local")) and any(v is None for v in _required(event)):
-        return UnknownEvent(message.name, tuple(message.headers))
+    for field in _REQUIRED.get(name, ()):
+        if getattr(event, field) is None:
+            return UnknownEvent(name, tuple(message.headers))  # malformed: kept whole, not half-read
     return event
-
-
-def _required(event: object) -> tuple:
-    if isinstance(event, DialBegin | DialState | DialEnd):
-        return (event.dest,)
-    if isinstance(event, LocalBridge | LocalOptimizationBegin | LocalOptimizationEnd):
-        return (event.local_one, event.local_two)
-    return ()
 
 
 def _int(value: str | None) -> int:
@@ -439,4 +506,4 @@ def _int(value: str | None) -> int:
 
 
 def _cid(value: str | None) -> str:
-    return "" if value in (None, "<unknown>") else value
+    return "" if value is None or value == UNKNOWN_CID else value
