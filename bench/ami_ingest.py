@@ -722,28 +722,36 @@ def report(args, stream: Stream, results: dict, offline: Run, loss: HeaderLoss, 
 
     table = Table(title="Throughput: events taken from the socket to a handler on the loop")
     for name, justify in (("reader", "left"), ("events/s", "right"), ("best", "right"),
-                          ("events/CPU-s", "right"), ("baseline / this", "right"), ("CPU / wall", "right"),
-                          ("GC / CPU", "right")):
+                          ("events/CPU-s", "right"), ("baseline / this", "right"),
+                          ("by CPU-s", "right"), ("CPU / wall", "right"), ("GC / CPU", "right")):
         table.add_column(name, justify=justify)
     rows = [(label, runs[key]) for key, label in THROUGHPUT]
     rows.append(("ours sans I/O: AmiParser.feed alone, no socket", [offline]))
+    median_cpu = {key: statistics.median(run.eps_cpu for run in rs) for key, rs in runs.items()}
     for label, rs in rows:
         eps = statistics.median(run.eps for run in rs)
-        table.add_row(label, f"{eps:,.0f}", f"{max(run.eps for run in rs):,.0f}",
-                      f"{statistics.median(run.eps_cpu for run in rs):,.0f}",
-                      f"{median['baseline'] / eps:.2f}x",
+        eps_cpu = statistics.median(run.eps_cpu for run in rs)
+        table.add_row(label, f"{eps:,.0f}", f"{max(run.eps for run in rs):,.0f}", f"{eps_cpu:,.0f}",
+                      f"{median['baseline'] / eps:.2f}x", f"{median_cpu['baseline'] / eps_cpu:.2f}x",
                       f"{statistics.median(run.cpu / run.seconds for run in rs):.2f}",
                       f"{statistics.median(run.gc / run.cpu for run in rs):.0%}")
     console.print(table)
 
     ours = median["ours+tracker"]
     ratio = median["baseline"] / ours
+    ours_cpu = median_cpu["ours+tracker"]
+    ratio_cpu = median_cpu["baseline"] / ours_cpu
 
     def verdict(ok: bool) -> str:
         return "[green]met[/green]" if ok else "[red]MISSED[/red]"
 
-    console.print(f"target >= {TARGET_EPS:,} events/s parsed and tracked: {ours:,.0f} -> {verdict(ours >= TARGET_EPS)}; "
-                  f"within {TARGET_RATIO:g}x of baseline: {ratio:.2f}x -> {verdict(ratio <= TARGET_RATIO)}")
+    # Per CPU-second is "on one core" whatever else the machine runs: wall-clock figures also
+    # count the time other processes held the cores (CPU / wall below 1), which hits the
+    # short baseline runs and the longer ones unequally.
+    console.print(f"target >= {TARGET_EPS:,} events/s parsed and tracked on one core: {ours_cpu:,.0f} per CPU-s "
+                  f"({ours:,.0f} per wall-s) -> {verdict(ours_cpu >= TARGET_EPS)}; within {TARGET_RATIO:g}x of "
+                  f"baseline: {ratio_cpu:.2f}x by CPU-s ({ratio:.2f}x by wall-s) -> "
+                  f"{verdict(ratio_cpu <= TARGET_RATIO)}")
     console.print(f"ours (no tracker) / package thread bridge: {median['ours'] / median['pkg-thread']:.2f}x; "
                   f"ours / package Event.read on asyncio: {median['ours'] / median['pkg-asyncio']:.2f}x; "
                   f"tracker costs {1 - ours / median['ours']:.0%} of ours")

@@ -74,3 +74,4 @@ def test_a_channel_snapshot_cannot_be_changed():
     with pytest.raises(AttributeError):
         snap.uniqueid = "2.2"
     assert snap.state == 6 and snap == ev.snapshot(parse_message("Event: Hangup\r\nUniqueid: 1.1\r\nChannelState: 6"))
+    assert snap != ev.snapshot(parse_message("Event: Hangup\r\nUniqueid: 1.1\r\nChannelState: 5"))
