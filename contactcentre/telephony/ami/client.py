@@ -238,6 +238,9 @@ class AmiClient:
     # -- reading --------------------------------------------------------------
 
     def _dispatch(self, message: AmiMessage) -> None:
+        if message.kind == "event" and not (self._pending or self._awaited):
+            self._hand_on(message)  # the common case: nothing of ours waits for an answer
+            return
         if message.kind == "banner":
             self.banner = message.name
             return
@@ -250,16 +253,20 @@ class AmiClient:
             if awaited is not None and awaited[0] == message.name.lower() and not awaited[1].done():
                 awaited[1].set_result(message)
         if message.kind == "event":
-            self.events_received += 1
-            for handler, names in self._handlers:
-                if names is not None and message.name not in names:
-                    continue  # parsed for an action that was waiting, but not this handler's
-                try:
-                    handler(message)
-                except Exception:
-                    log.exception("AMI event handler failed", extra={"event": message.name})
+            self._hand_on(message)
         elif message.kind == "unknown":
             log.debug("AMI message of unknown kind dropped: %r", message.headers[:3])
+
+    def _hand_on(self, message: AmiMessage) -> None:
+        self.events_received += 1
+        name = message.name
+        for handler, names in self._handlers:
+            if names is not None and name not in names:
+                continue  # parsed for an action that was waiting, or for another handler
+            try:
+                handler(message)
+            except Exception:
+                log.exception("AMI event handler failed", extra={"event": name})
 
     def _settle(self, pending: _Pending, message: AmiMessage) -> bool:
         """Feed a message with our ActionID to its waiting action; True if consumed."""

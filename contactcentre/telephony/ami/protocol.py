@@ -86,10 +86,11 @@ class AmiMessage:
         splits the message and looks again.
         """
         text = self._text
-        start = text.find("\r\n" + key + ": ")
+        needle = _NEEDLES.get(key) or _needle(key)
+        start = text.find(needle)
         if start < 0:
             return None
-        start += len(key) + 4
+        start += len(needle)
         stop = text.find("\r\n", start)
         return text[start:] if stop < 0 else text[start:stop]
 
@@ -114,6 +115,16 @@ class AmiMessage:
 
     def __repr__(self) -> str:
         return f"AmiMessage({self.kind}, {self.name!r})"
+
+
+_NEEDLES: dict[str, str] = {}  # header name -> how its line starts, for AmiMessage.find
+
+
+def _needle(key: str) -> str:
+    if len(_NEEDLES) > 1024:  # header names come from our own code, but keep it bounded anyway
+        _NEEDLES.clear()
+    needle = _NEEDLES[key] = "\r\n" + key + ": "
+    return needle
 
 
 def _split_headers(text: str) -> list[tuple[str, str]]:
@@ -210,7 +221,11 @@ class AmiParser:
             stop = buf.find(_TERMINATOR, start)
             if stop <= start:
                 continue  # only blank lines after the last terminator: nothing to read
-            text = self._decode(self._limit(buf[start:stop]))
+            raw = buf[start:stop] if stop - start <= MAX_MESSAGE_BYTES else self._limit(buf[start:stop])
+            try:
+                text = raw.decode(ENCODING)
+            except UnicodeDecodeError:
+                text = self._decode(raw)
             out.append(parse_message(text) if name is None else AmiMessage("event", names[name], None, text))
         self.skipped.update(unknown)
 
