@@ -159,3 +159,22 @@ async def test_random_bytes_never_crash_the_fastagi_server(data):
     writer.close()
     await server.close()
     assert server.protocol_errors + len(ran) <= 1
+
+
+async def test_get_data_may_take_its_own_timeout_beyond_the_command_timeout():
+    results = asyncio.get_running_loop().create_future()
+
+    async def script(s):
+        results.set_result(((await s.get_data("custom/survey-agent", 1000, 1)).digits, s.hung_up.is_set()))
+
+    server = AgiServer(AgiSettings(host="127.0.0.1", port=0, command_timeout=0.3), {"inbound": script})
+    await server.start()
+    reader, writer = await asyncio.open_connection("127.0.0.1", server.port)
+    writer.write(b"agi_network: yes\nagi_network_script: inbound\nagi_uniqueid: 1.3\n\n")
+    assert await asyncio.wait_for(reader.readline(), 2) == b"GET DATA custom/survey-agent 1000 1\n"
+    await asyncio.sleep(0.6)  # the caller's time to press a key: twice the command timeout
+    writer.write(b"200 result= (timeout)\n")
+    assert await asyncio.wait_for(results, 2) == ("", False)
+    assert server.protocol_errors == 0
+    writer.close()
+    await server.close()

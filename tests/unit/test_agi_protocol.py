@@ -22,6 +22,19 @@ def test_result_lines_as_asterisk_sends_them(line, expected):
     assert parse_result(line) == expected
 
 
+@pytest.mark.parametrize(("line", "digits", "result"), [
+    ("200 result=1234", "1234", 1234),
+    ("200 result=0123", "0123", 123),  # GET DATA's keys keep their leading 0
+    ("200 result=*", "*", None),  # a key that is no digit: res_agi sends what was collected
+    ("200 result=12 (timeout)", "12", 12),
+    ("200 result= (timeout)", "", None),
+    ("200 result=-1", "", -1),  # hung up: no keys
+])
+def test_get_data_replies_give_the_keys_as_pressed(line, digits, result):
+    parsed = parse_result(line)
+    assert (parsed.digits, parsed.result) == (digits, result)
+
+
 def test_every_200_line_of_the_agi_capture_parses():
     lines = [raw[2:] for raw in capture("agi-ivr.agi.txt").decode().splitlines() if raw.startswith("> 200")]
     assert len(lines) > 20

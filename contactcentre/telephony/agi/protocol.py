@@ -11,7 +11,7 @@ caller hangs up it may send an unsolicited `HANGUP` line.
 from __future__ import annotations
 
 import re
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 
 # Asterisk's environment has about 25 lines of under 100 bytes; the caps stop
 # a garbage peer from holding memory while keeping room for long caller names.
@@ -19,7 +19,9 @@ MAX_LINE_BYTES = 8192
 MAX_ENV_LINES = 128
 HANGUP_NOTICE = "HANGUP"
 
-_RESULT = re.compile(r"^200 result=(?P<result>-?\d*)(?: \((?P<data>.*?)\))?(?: endpos=(?P<endpos>\d+))?\s*$")
+# GET DATA answers with the keys collected, which need not be a number: `result=*`, `result=0123`.
+_RESULT = re.compile(
+    r"^200 result=(?P<result>-?\d+|[0-9*#A-D]*)(?: \((?P<data>.*?)\))?(?: endpos=(?P<endpos>\d+))?\s*$")
 
 
 class AgiProtocolError(Exception):
@@ -38,14 +40,15 @@ class AgiCommandError(Exception):
 
 @dataclass(frozen=True)
 class AgiResult:
-    result: int | None  # None when Asterisk sent `result=` with no number (GET DATA timeout)
+    result: int | None  # None when `result=` holds no number (GET DATA timed out, or collected `*`)
     data: str | None = None
     endpos: int | None = None
+    text: str = field(default="", compare=False)  # the result as sent: keys keep their leading 0 and their *
 
     @property
     def digits(self) -> str:
-        """What GET DATA collected: the result digits, empty on timeout."""
-        return "" if self.result is None else str(self.result)
+        """What GET DATA collected: the keys as pressed, empty on timeout or hangup (-1)."""
+        return "" if self.text.startswith("-") else self.text
 
 
 def parse_env_line(line: str) -> tuple[str, str]:
@@ -61,7 +64,8 @@ def parse_result(line: str) -> AgiResult:
         raise AgiProtocolError(f"expected '200 result=...', got {line[:80]!r}")
     raw = match["result"]
     endpos = match["endpos"]
-    return AgiResult(int(raw) if raw else None, match["data"], int(endpos) if endpos else None)
+    number = int(raw) if raw.lstrip("-").isdigit() else None
+    return AgiResult(number, match["data"], int(endpos) if endpos else None, raw)
 
 
 def quote(arg: object) -> str:

@@ -79,15 +79,18 @@ class AgiSession:
             self.hung_up.set()
             await self._replies.put(None)
 
-    async def command(self, *parts: object) -> AgiResult:
-        """Send one command and return its 200 result; raise AgiCommandError on 510/511/520."""
+    async def command(self, *parts: object, takes: float = 0.0) -> AgiResult:
+        """Send one command and return its 200 result; raise AgiCommandError on 510/511/520.
+
+        The reply may take the session's command timeout, plus `takes` seconds for a command that
+        waits on purpose (for the caller's keys, or for the end of a conversation)."""
         line = encode_command(*parts)
         async with self._lock:
             if self._writer.is_closing():
                 raise AgiHangup(f"{parts[0]}: the AGI connection is closed")
             self._writer.write(line)
             await self._writer.drain()
-            async with asyncio.timeout(self._timeout):
+            async with asyncio.timeout(self._timeout + takes):
                 reply = await self._replies.get()
                 if reply is None:
                     raise AgiHangup(f"{line.decode().strip()}: the PBX closed the AGI connection")
@@ -111,8 +114,10 @@ class AgiSession:
     async def hangup(self) -> AgiResult:
         return await self.command("HANGUP")
 
-    async def exec(self, application: str, args: str = "") -> AgiResult:
-        return await self.command("EXEC", application, args) if args else await self.command("EXEC", application)
+    async def exec(self, application: str, args: str = "", takes: float = 0.0) -> AgiResult:
+        """Run a dialplan application; `takes`: the seconds it may run on purpose (a Dial: ring and talk)."""
+        parts = ("EXEC", application, args) if args else ("EXEC", application)
+        return await self.command(*parts, takes=takes)
 
     async def set_variable(self, name: str, value: str) -> AgiResult:
         return await self.command("SET VARIABLE", name, value)
@@ -125,10 +130,13 @@ class AgiSession:
         return await self.command("STREAM FILE", name, escape_digits)
 
     async def get_data(self, prompt: str, timeout_ms: int, max_digits: int) -> AgiResult:
-        return await self.command("GET DATA", prompt, timeout_ms, max_digits)
+        """Play `prompt` and collect up to `max_digits` keys (`#` ends early); the caller has
+        `timeout_ms` after the prompt, and the reply comes that much later than any other."""
+        return await self.command("GET DATA", prompt, timeout_ms, max_digits, takes=timeout_ms / 1000)
 
     async def wait_for_digit(self, timeout_ms: int) -> AgiResult:
-        return await self.command("WAIT FOR DIGIT", timeout_ms)
+        """The ASCII code of the next key pressed within `timeout_ms`, 0 when none was."""
+        return await self.command("WAIT FOR DIGIT", timeout_ms, takes=max(timeout_ms, 0) / 1000)
 
     async def say_digits(self, digits: str, escape_digits: str = "") -> AgiResult:
         return await self.command("SAY DIGITS", digits, escape_digits)
