@@ -5,6 +5,12 @@ and an empty line, then one reply per command; `HANGUP` alone on a line once
 the caller is gone (before the next reply when a command was running), 511
 for media commands on a dead channel, 510 for unknown commands, and a 520-
 usage block for a command without its arguments.
+
+GET DATA and WAIT FOR DIGIT take the caller's keys from the channel's `keys`
+(SimChannel), with a DTMFBegin and a DTMFEnd per key as agi-ivr.ami calls 1
+and 4 show: `200 result=1234`, `200 result=2` after `2#`, `200 result=
+(timeout)` when nothing was pressed, `200 result=52` (ASCII) from WAIT FOR
+DIGIT, 0 when it timed out, and -1 once the caller hung up.
 """
 
 from __future__ import annotations
@@ -18,6 +24,7 @@ from typing import TYPE_CHECKING
 from urllib.parse import urlsplit
 
 from contactcentre.telephony.agi.protocol import MAX_LINE_BYTES
+from contactcentre.telephony.simulator.channels import HANG_UP, until_interrupted
 
 if TYPE_CHECKING:
     from contactcentre.telephony.simulator.applications import PbxThread
@@ -42,21 +49,25 @@ COMMANDS = ("GET FULL VARIABLE", "GET VARIABLE", "SET VARIABLE", "STREAM FILE", 
             "SAY DIGITS", "SAY NUMBER", "CHANNEL STATUS", "DATABASE GET", "DATABASE PUT", "DATABASE DEL",
             "ANSWER", "HANGUP", "NOOP", "VERBOSE", "EXEC")
 SHORT_MEDIA = 0.05  # seconds a simulated prompt plays: long enough to be a real wait, short for tests
+KEY_MS = "160"  # how long each simulated key is held, as the captures' DTMFEnd DurationMs
+GET_DATA_TIMEOUT_MS = 6000  # GET DATA without a timeout (or with 0) waits as long as the PBX's default
 
 
-async def run_agi(thread: PbxThread) -> str:
+async def run_agi(thread: PbxThread, request: str = "") -> str:
     """Run the FastAGI session of the channel `thread` runs on; return AGISTATUS (SUCCESS, HANGUP or FAILURE).
 
-    The session sees the channel as hung up once it is hung up *or* redirected elsewhere (a
-    Redirect, a blind transfer): res_agi reads either as a hangup, and the dialplan carries on at
-    the new place only when the server ends the session."""
+    `request` is AGI()'s agi://host:port/script: the session asks for its script (the pbx's agi_url's
+    when there is none) at the host and port of the pbx's agi_url. It sees the channel as hung up
+    once it is hung up *or* redirected elsewhere (a Redirect, a blind transfer): res_agi reads either
+    as a hangup, and the dialplan carries on at the new place only when the server ends the session."""
     url = urlsplit(thread.pbx.agi_url)
+    script = (urlsplit(request).path if request.startswith("agi://") else "") or url.path
     try:
         reader, writer = await asyncio.open_connection(url.hostname, url.port or 4573, limit=MAX_LINE_BYTES)
     except OSError as exc:
         log.warning("FastAGI server %s unreachable: %s", thread.pbx.agi_url, exc)
         return "FAILURE"
-    session = _AgiPeer(thread, reader, writer, url.path.lstrip("/"))
+    session = _AgiPeer(thread, reader, writer, script.lstrip("/"))
     try:
         return await session.serve()
     finally:
@@ -108,7 +119,7 @@ class _AgiPeer:
     def _environment(self) -> bytes:
         caller = self.channel
         env = [
-            ("agi_network", "yes"), ("agi_network_script", self.script), ("agi_request", self.thread.pbx.agi_url),
+            ("agi_network", "yes"), ("agi_network_script", self.script), ("agi_request", self._request()),
             ("agi_channel", caller.name), ("agi_language", "en"), ("agi_type", "PJSIP"),
             ("agi_uniqueid", caller.uniqueid), ("agi_version", "22.10.1"),
             ("agi_callerid", caller.caller_num or "unknown"), ("agi_calleridname", caller.caller_name or "unknown"),
@@ -118,6 +129,10 @@ class _AgiPeer:
             ("agi_accountcode", ""), ("agi_threadid", str(threading.get_ident())),
         ]
         return "".join(f"{k}: {v}\n" for k, v in env).encode() + b"\n"
+
+    def _request(self) -> str:
+        url = urlsplit(self.thread.pbx.agi_url)
+        return f"agi://{url.netloc}/{self.script}"
 
     async def _execute(self, line: str) -> str:
         """One command, with the AGIExecStart/End events Asterisk sends around it."""
@@ -174,14 +189,62 @@ class _AgiPeer:
         return await self._play(endpos=8000)
 
     async def _get_data(self, args: list[str]) -> str:
-        return "200 result= (timeout)\n" if not self.channel.interrupted.is_set() else "200 result=-1\n"
+        """GET DATA file [timeout_ms [max_digits]]: the prompt, then the caller's keys up to the
+        maximum or a `#`; what was pressed by then, with (timeout) if the caller stopped short."""
+        timeout_ms = _number(args, 1, 0) or GET_DATA_TIMEOUT_MS
+        most = _number(args, 2, 1024)
+        if (await self._play()).startswith("200 result=-1"):
+            return "200 result=-1\n"
+        entry = self._next_keys()
+        if entry == HANG_UP:
+            return "200 result=-1\n"
+        cut = entry.find("#")
+        end = min(len(entry) if cut < 0 else cut + 1, most)
+        taken = entry[:end]
+        self._press(taken, entry[end:])
+        digits = taken.rstrip("#")
+        if taken.endswith("#") or len(digits) >= most:
+            return f"200 result={digits}\n"
+        if await until_interrupted(self.channel, timeout_ms / 1000):
+            return "200 result=-1\n"
+        return f"200 result={digits} (timeout)\n"
+
+    async def _wait_for_digit(self, args: list[str]) -> str:
+        """WAIT FOR DIGIT timeout_ms (-1: for ever): the ASCII code of the caller's next key, 0 if none."""
+        timeout_ms = _number(args, 0, -1)
+        entry = self._next_keys()
+        if entry == HANG_UP:
+            return "200 result=-1\n"
+        if entry:
+            self._press(entry[0], entry[1:])
+            return f"200 result={ord(entry[0])}\n"
+        if await until_interrupted(self.channel, timeout_ms / 1000 if timeout_ms >= 0 else None):
+            return "200 result=-1\n"
+        return "200 result=0\n"
+
+    def _next_keys(self) -> str:
+        """The caller's next entry; HANG_UP hangs the caller up there and then, as they would."""
+        entry = self.channel.keys.popleft() if self.channel.keys else ""
+        if entry == HANG_UP:
+            call = self.thread.pbx.calls.get(self.channel.uniqueid)
+            if call is not None:
+                call.caller_hangup()
+            else:
+                self.thread.pbx.request_hangup(self.channel)
+        return entry
+
+    def _press(self, keys: str, left: str) -> None:
+        """The caller presses `keys` (DTMFBegin and DTMFEnd each); `left` waits for the next prompt."""
+        if left:
+            self.channel.keys.appendleft(left)
+        pbx, caller = self.thread.pbx, self.channel
+        for key in keys:
+            pbx.channel_event("DTMFBegin", caller, ("Digit", key), ("Direction", "Received"), privilege="dtmf,all")
+            pbx.channel_event("DTMFEnd", caller, ("Digit", key), ("DurationMs", KEY_MS), ("Direction", "Received"),
+                              privilege="dtmf,all")
 
     async def _play(self, endpos: int | None = None) -> str:
-        try:
-            await asyncio.wait_for(self.channel.interrupted.wait(), SHORT_MEDIA)
-            result = -1
-        except TimeoutError:
-            result = 0
+        result = -1 if await until_interrupted(self.channel, SHORT_MEDIA) else 0
         return f"200 result={result}" + (f" endpos={endpos}" if endpos is not None else "") + "\n"
 
     async def _exec(self, args: list[str]) -> str:
@@ -198,10 +261,21 @@ class _AgiPeer:
         return f"200 result={result}\n"
 
 
+def _number(args: list[str], index: int, default: int) -> int:
+    """A whole-number argument as res_agi reads it (atoi), `default` when it is not there."""
+    if len(args) <= index:
+        return default
+    text = args[index].strip()
+    sign = -1 if text.startswith("-") else 1
+    digits = text.lstrip("+-")
+    count = len(digits) - len(digits.lstrip("0123456789"))
+    return sign * int(digits[:count]) if count else 0
+
+
 NEEDS = {"STREAM FILE": 1, "GET DATA": 1, "EXEC": 1, "SET VARIABLE": 2, "GET VARIABLE": 1,
          "GET FULL VARIABLE": 1, "WAIT FOR DIGIT": 1, "SAY DIGITS": 1, "SAY NUMBER": 1}
 HANDLERS = {"ANSWER": "_answer", "HANGUP": "_hangup", "NOOP": "_zero", "SAY DIGITS": "_zero",
-            "SAY NUMBER": "_zero", "WAIT FOR DIGIT": "_zero", "VERBOSE": "_one",
+            "SAY NUMBER": "_zero", "WAIT FOR DIGIT": "_wait_for_digit", "VERBOSE": "_one",
             "CHANNEL STATUS": "_channel_status", "SET VARIABLE": "_set_variable", "GET VARIABLE": "_get_variable",
             "GET FULL VARIABLE": "_get_variable", "DATABASE GET": "_zero", "DATABASE PUT": "_zero",
             "DATABASE DEL": "_zero", "STREAM FILE": "_stream_file", "GET DATA": "_get_data", "EXEC": "_exec"}

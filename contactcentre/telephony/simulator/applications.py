@@ -8,6 +8,11 @@ app_dial and friends return. As in Asterisk, -1 also ends the dialplan (Dial()
 and Queue() after the called party hung up: no `n,Hangup()` step runs, see
 queue-localmembers.ami), unless a Redirect moved the channel elsewhere.
 
+Dial()'s `g` option is the exception: when the called party hangs up, Dial
+returns 0 and the caller, still up, carries on (app_dial.c: with OPT_GO_ON and
+no hangup on the caller's channel the result is 0); a caller that hung up or
+was redirected away still gets -1.
+
 When a channel's dialplan ends, Asterisk sends one SoftHangupRequest (cause
 16) before its Hangup, unless one was sent already (dialplan Hangup()): so a
 caller who hangs up while queued shows HangupRequest ... SoftHangupRequest,
@@ -18,12 +23,13 @@ from __future__ import annotations
 
 import asyncio
 import logging
+import re
 import time
 from collections.abc import Awaitable, Callable
 from typing import TYPE_CHECKING
 
 from contactcentre.telephony.simulator.agi_client import SHORT_MEDIA, run_agi
-from contactcentre.telephony.simulator.channels import DOWN, UP, SimChannel
+from contactcentre.telephony.simulator.channels import DOWN, UP, SimChannel, until_interrupted
 from contactcentre.telephony.simulator.dialplan import Step, evaluate, substitute
 
 if TYPE_CHECKING:
@@ -158,15 +164,6 @@ class PbxThread:
 App = Callable[[PbxThread, str], Awaitable[int]]
 
 
-async def until_interrupted(channel: SimChannel, seconds: float | None) -> bool:
-    """Wait `seconds` (None: for ever) unless something happens to the channel; True if it did."""
-    try:
-        await asyncio.wait_for(channel.interrupted.wait(), seconds)
-        return True
-    except TimeoutError:
-        return False
-
-
 async def app_noop(thread: PbxThread, data: str) -> int:
     return 0
 
@@ -201,8 +198,8 @@ async def app_goto(thread: PbxThread, data: str) -> int:
 
 async def app_agi(thread: PbxThread, data: str) -> int:
     # The file says agi://${CC_HOST}:4573/inbound; the simulator's server is wherever the app started
-    # it, so the simulator dials its own agi_url (same script path) instead.
-    status = await run_agi(thread)
+    # it, so the simulator dials the host and port of its own agi_url, asking for the file's script.
+    status = await run_agi(thread, data.split(",")[0].strip())
     thread.pbx.set_variable(thread.channel, "AGISTATUS", status)
     return -1 if status == "HANGUP" else 0
 
@@ -253,7 +250,8 @@ async def app_playback(thread: PbxThread, data: str) -> int:
 
 
 async def app_dial(thread: PbxThread, data: str) -> int:
-    """Dial(PJSIP/agent3,20,tT) or Dial(PJSIP/+441632960101@carrier,60,T): ring, then bridge."""
+    """Dial(PJSIP/agent3,20,tTg) or Dial(PJSIP/+441632960101@carrier,60,T): ring, then bridge; options
+    t/T (transfer codes for the called party / the caller) and g (go on when the called party hangs up)."""
     pbx, caller = thread.pbx, thread.channel
     target, timeout, options = (data.split(",") + ["", ""])[:3]
     if caller.interrupted.is_set():
@@ -306,7 +304,7 @@ async def app_dial(thread: PbxThread, data: str) -> int:
     bridge.enter(callee)
     bridge.enter(caller)
     await talk(pbx, caller, callee, bridge)
-    return -1
+    return 0 if "g" in options and not caller.interrupted.is_set() else -1
 
 
 def _new_leg(pbx: SimulatedPbx, caller: SimChannel, endpoint: str, number: str) -> SimChannel:
@@ -324,15 +322,21 @@ def _new_leg(pbx: SimulatedPbx, caller: SimChannel, endpoint: str, number: str) 
     return callee
 
 
-async def talk(pbx: SimulatedPbx, channel: SimChannel, peer: SimChannel, bridge: SimBridge) -> None:
+async def talk(pbx: SimulatedPbx, channel: SimChannel, peer: SimChannel, bridge: SimBridge,
+               after: tuple[str, str, int] | None = None) -> None:
     """Stay in the bridge until `channel` is out of it (it hung up or was redirected, or the bridge
     dissolved because the other side did), then hang `peer` up if it is still ours: a leg that
-    moved to another bridge (an attended transfer) or got its own dialplan (a Redirect) is not."""
+    moved to another bridge (an attended transfer) or got its own dialplan (a Redirect) is not.
+    With `after` (Bridge()'s F option) a peer still up is not hung up once `channel` hung up: it
+    carries on at that place in the dialplan."""
     await channel.left_bridge.wait()
     if not peer.destroyed and not peer.has_pbx and peer.owned and peer.bridge in (None, bridge):
         if peer.bridge is bridge:
             bridge.leave(peer)
-        pbx.destroy(peer, peer.hangup_cause or 16)
+        if after is not None and channel.dead and not peer.dead:
+            pbx.start_pbx(peer, *after)
+        else:
+            pbx.destroy(peer, peer.hangup_cause or 16)
     elif not peer.has_pbx:
         peer.owned = False  # whoever holds it now hangs it up
     if not bridge.destroyed and not bridge.channels:
@@ -340,11 +344,13 @@ async def talk(pbx: SimulatedPbx, channel: SimChannel, peer: SimChannel, bridge:
 
 
 async def app_bridge(thread: PbxThread, data: str) -> int:
-    """Bridge(channel): take a channel out of whatever it runs and join it; when this channel leaves,
-    the other is hung up (Bridge()'s default without the F option)."""
+    """Bridge(channel[,options]): take a channel out of whatever it runs and join it; when this channel
+    leaves, the other is hung up, unless option F(context^exten^priority) sends it there once this
+    channel (the bridger) hung up. A bare F (next priority of the current extension) is not modelled."""
     pbx, channel = thread.pbx, thread.channel
-    wanted = data.split(",")[0].strip()
-    target = pbx.find_channel(wanted)
+    wanted, _, options = data.partition(",")
+    after = _bridge_go_on(options)
+    target = pbx.find_channel(wanted.strip())
     if target is None or target is channel or target.dead:
         pbx.set_variable(channel, "BRIDGERESULT", "NONEXISTENT")
         return 0
@@ -355,8 +361,19 @@ async def app_bridge(thread: PbxThread, data: str) -> int:
     bridge.enter(channel)
     bridge.enter(target)
     pbx.set_variable(channel, "BRIDGERESULT", "SUCCESS")
-    await talk(pbx, channel, target, bridge)
+    await talk(pbx, channel, target, bridge, after)
     return 0 if not channel.dead else -1
+
+
+def _bridge_go_on(options: str) -> tuple[str, str, int] | None:
+    """F(context^exten^priority) in Bridge()'s options, as app_bridge parses it; None without one."""
+    match = re.search(r"F\(([^)]*)\)", options)
+    if match is None:
+        return None
+    parts = match.group(1).split("^")
+    if len(parts) != 3 or not parts[2].strip().isdigit():
+        raise ValueError(f"Bridge() option F({match.group(1)}): expected context^exten^priority")
+    return parts[0].strip(), parts[1].strip(), int(parts[2])
 
 
 async def app_chanspy(thread: PbxThread, data: str) -> int:

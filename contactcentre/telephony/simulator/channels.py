@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+from collections import deque
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING
@@ -13,6 +14,7 @@ if TYPE_CHECKING:
 
 STATE_DESC = {0: "Down", 4: "Ring", 5: "Ringing", 6: "Up"}
 DOWN, RING, RINGING, UP = 0, 4, 5, 6
+HANG_UP = "hangup"  # in SimChannel.keys: the far end hangs up at that prompt instead of keying anything
 
 CAUSE_TEXT = {0: "Unknown", 16: "Normal Clearing", 17: "User busy", 19: "No user responding",
               21: "Call Rejected", 26: "Answered elsewhere", 32: "Circuit/channel congestion"}
@@ -56,6 +58,10 @@ class SimChannel:
     destroyed: bool = False
     # Run just before its `Hangup` (app_queue's AgentComplete for a caller redirected away from a member).
     on_hangup: list[Callable[[], None]] = field(default_factory=list)
+    # What the far end keys in when a prompt waits for keys (GET DATA, WAIT FOR DIGIT), one entry per
+    # prompt, in order: keys such as "4" or "12#", "" to press nothing (the prompt times out), or
+    # HANG_UP. Keys a prompt does not take (past its maximum, after #) are left for the next one.
+    keys: deque[str] = field(default_factory=deque)
     # The far end picked up: a ringing desk phone, or the customer a carrier leg calls.
     answered: asyncio.Event = field(default_factory=asyncio.Event)
     # A hangup or a Redirect is pending: whatever runs on the channel must look up.
@@ -104,6 +110,16 @@ class SimChannel:
             (f"{prefix}Uniqueid", self.uniqueid),
             (f"{prefix}Linkedid", self.linkedid),
         ]
+
+
+async def until_interrupted(channel: SimChannel, seconds: float | None) -> bool:
+    """Wait `seconds` (None: for ever) unless something happens to the channel (it hangs up or is
+    moved); True if it did."""
+    try:
+        await asyncio.wait_for(channel.interrupted.wait(), seconds)
+        return True
+    except TimeoutError:
+        return False
 
 
 def bridge_headers(bridge_id: str, count: int, prefix: str = "") -> list[tuple[str, str]]:

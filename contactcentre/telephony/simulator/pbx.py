@@ -25,7 +25,7 @@ import itertools
 import logging
 import time
 import uuid
-from collections.abc import Callable, Collection, Coroutine
+from collections.abc import Callable, Collection, Coroutine, Iterable
 from dataclasses import dataclass, field
 
 from contactcentre.telephony.ami.protocol import AmiMessage
@@ -131,11 +131,14 @@ class SimulatedPbx:
 
     # -- calls and phones -----------------------------------------------------
 
-    def place_call(self, number: str, name: str = "", did: str = IVR_DID, *,
-                   patience: float | None = None, talk_limit: float | None = None) -> SimCall:
-        """A caller dials `did` from `number`; returns the call, which runs by itself."""
+    def place_call(self, number: str, name: str = "", did: str = IVR_DID, *, patience: float | None = None,
+                   talk_limit: float | None = None, keys: Iterable[str] = ()) -> SimCall:
+        """A caller dials `did` from `number`; returns the call, which runs by itself. `keys`: what the
+        caller keys in at each prompt that waits for keys, in order (SimChannel.keys), e.g. the
+        answers to the post-call survey, ["4", "1"], or ["9", "4", HANG_UP]."""
         caller = self.new_channel(f"PJSIP/{CARRIER}", number, name, "from-carrier", did, state=RING)
         caller.dnid = did
+        caller.keys.extend(keys)
         call = SimCall(self, caller, did, patience or self.patience, talk_limit or self.talk_limit)
         self.calls[caller.uniqueid] = call
         self.truth[caller.uniqueid] = CallTruth(caller.uniqueid, number)

@@ -45,8 +45,8 @@ import time
 from collections.abc import Callable
 from typing import TYPE_CHECKING
 
-from contactcentre.telephony.simulator.applications import PbxThread, first, talk, until_interrupted
-from contactcentre.telephony.simulator.channels import DOWN, UP, SimChannel
+from contactcentre.telephony.simulator.applications import PbxThread, first, talk
+from contactcentre.telephony.simulator.channels import DOWN, UP, SimChannel, until_interrupted
 from contactcentre.telephony.simulator.local import CALLING_PRES, LocalPair
 from contactcentre.telephony.simulator.queues import CallQueue, Entry, Member, QueueEngine
 
