@@ -22,8 +22,10 @@ from contactcentre.crm.interactions import InteractionWriter
 from contactcentre.crm.models import ContactPoint, Customer
 from contactcentre.crm.screenpop import ScreenPopLookup
 from contactcentre.crm.store import create_engine, session_factory, upgrade
+from contactcentre.crm.surveys import SurveyStore
+from contactcentre.ivr.survey import PostCallSurvey
 from contactcentre.routing.events import CustomerRecordShown
-from contactcentre.routing.inbound import InboundFlow
+from contactcentre.routing.inbound import InboundFlow, SurveyEntry
 from contactcentre.routing.service import QueueRouter
 from contactcentre.services import Services
 from contactcentre.telephony.agi.server import AgiServer
@@ -88,6 +90,7 @@ async def _routing_ctx(app: web.Application):
     await writer.queue_id(settings.routing.queue)
     services.router = QueueRouter(services.bus, writer, services.notifier, settings.routing.queue,
                                   settings.routing.dispositions)
+    services.survey = PostCallSurvey(settings.survey, SurveyStore(services.sessions, writer))
     services.bus.subscribe(CustomerRecordShown, AuditTrail(services.sessions).on_record_shown)
     yield
     await services.bus.drain()
@@ -97,9 +100,9 @@ async def _agi_ctx(app: web.Application):
     services = app[SERVICES]
     settings = services.settings
     lookup = ScreenPopLookup(services.sessions, settings.crm.default_region, settings.crm.pop_interactions)
-    flow = InboundFlow(lookup, services.router, services.tracker, settings.routing.ring_timeout,
-                       settings.routing.pop_wait)
-    services.agi = AgiServer(settings.agi, {"inbound": flow})
+    flow = InboundFlow(lookup, services.router, services.tracker, services.survey, settings.routing.ring_timeout,
+                       settings.routing.pop_wait, settings.routing.max_talk)
+    services.agi = AgiServer(settings.agi, {"inbound": flow, "survey": SurveyEntry(services.router, services.survey)})
     await services.agi.start()
     yield
     await services.agi.close()
@@ -145,8 +148,9 @@ async def _demo_traffic_ctx(app: web.Application):
             select(ContactPoint.value, Customer.first_name, Customer.last_name).join(Customer)
             .where(ContactPoint.kind == "phone").order_by(func.random()).limit(500))).all()
     callers = [(r.value, f"{r.first_name} {r.last_name}") for r in rows]
+    questions = [(q.lowest, q.highest) for q in services.settings.survey.questions]
     task = asyncio.create_task(generate_calls(services.simulator, callers, sim.calls_per_minute,
-                                              sim.unknown_caller_share), name="demo-traffic")
+                                              sim.unknown_caller_share, questions=questions), name="demo-traffic")
     yield
     task.cancel()
     await asyncio.gather(task, return_exceptions=True)

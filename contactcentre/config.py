@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import dataclasses
 import os
+import re
 import tomllib
 import typing
 from collections.abc import Mapping
@@ -75,6 +76,7 @@ class RoutingSettings:
     queue: str = "support"
     ring_timeout: int = 20
     pop_wait: float = 1.0
+    max_talk: float = 14400.0
     dispositions: tuple[str, ...] = ("resolved", "follow-up", "escalated", "wrong-number", "no-answer")
 
 
@@ -95,6 +97,34 @@ class CrmSettings:
 class LoggingSettings:
     level: str = "INFO"
 
+
+@dataclass(frozen=True)
+class SurveyQuestion:
+    """One question of the post-call survey: a prompt, answered with one key from lowest to highest."""
+
+    key: str  # what the answer is stored under (SurveyResponse.question), e.g. "agent"
+    prompt: str  # the sound file that asks it, e.g. "custom/survey-agent"
+    lowest: int = 1
+    highest: int = 5
+
+
+@dataclass(frozen=True)
+class SurveySettings:
+    """The post-call survey: its prompts (Asterisk sound files) and questions, as data."""
+
+    enabled: bool = True
+    answer_timeout: float = 5.0  # seconds for the key after each question's prompt
+    intro: str = "custom/survey-intro"
+    retry: str = "custom/survey-invalid"  # played before a question is asked the second time
+    goodbye: str = "custom/survey-thanks"
+    questions: tuple[SurveyQuestion, ...] = (SurveyQuestion("agent", "custom/survey-agent", 1, 5),
+                                             SurveyQuestion("solved", "custom/survey-solved", 1, 2))
+
+
+# A sound file as Asterisk names it: relative to its sounds directory, no extension, nothing to quote.
+_SOUND = re.compile(r"[A-Za-z0-9_][A-Za-z0-9_./-]{0,127}")
+_SOUND_RULE = "a sound file name such as custom/survey-intro (letters, digits, _ . / -)"
+_QUESTION_KEY = re.compile(r"[a-z][a-z0-9_]{0,63}")
 
 # What each value may be, beyond its type: key -> (check, what is allowed).
 _RULES: dict[str, tuple[typing.Callable[[object], bool], str]] = {
@@ -118,11 +148,18 @@ _RULES: dict[str, tuple[typing.Callable[[object], bool], str]] = {
     "simulator.patience": (lambda v: v > 0, "seconds greater than 0"),
     "routing.ring_timeout": (lambda v: 1 <= v <= 600, "seconds from 1 to 600"),
     "routing.pop_wait": (lambda v: 0 <= v <= 10, "seconds from 0 to 10"),
+    "routing.max_talk": (lambda v: 60 <= v <= 86400, "seconds from 60 to 86400"),
     "routing.dispositions": (lambda v: len(v) > 0 and all(v), "a non-empty list of names"),
     "web.session_max_age": (lambda v: v >= 60, "seconds, at least 60"),
     "web.redis_url": (lambda v: v == "" or v.startswith(("redis://", "rediss://")), "empty or a redis:// URL"),
     "crm.pop_interactions": (lambda v: 0 <= v <= 50, "a count from 0 to 50"),
     "logging.level": (lambda v: v in ("DEBUG", "INFO", "WARNING", "ERROR"), "DEBUG|INFO|WARNING|ERROR"),
+    "survey.answer_timeout": (lambda v: 0.1 <= v <= 60, "seconds from 0.1 to 60"),
+    "survey.intro": (lambda v: _SOUND.fullmatch(v) is not None, _SOUND_RULE),
+    "survey.retry": (lambda v: _SOUND.fullmatch(v) is not None, _SOUND_RULE),
+    "survey.goodbye": (lambda v: _SOUND.fullmatch(v) is not None, _SOUND_RULE),
+    "survey.questions": (lambda v: len(v) > 0 and len({q.key for q in v}) == len(v),
+                         "at least one question, each key used once"),
 }
 
 
@@ -138,6 +175,7 @@ class Settings:
     web: WebSettings = field(default_factory=WebSettings)
     crm: CrmSettings = field(default_factory=CrmSettings)
     logging: LoggingSettings = field(default_factory=LoggingSettings)
+    survey: SurveySettings = field(default_factory=SurveySettings)
 
     @classmethod
     def load(
@@ -188,6 +226,8 @@ def _build_section(name: str, section_type: str | type, values: dict, env: Mappi
 def _convert(key: str, hint: object, value: object) -> object:
     try:
         result = _coerce(hint, value)
+    except ConfigError:
+        raise  # already names the part of the value that is wrong
     except (TypeError, ValueError):
         raise ConfigError(f"{key}: expected {_describe(hint)}, got {value!r}") from None
     check = _RULES.get(key)
@@ -217,6 +257,8 @@ def _coerce(hint: object, value: object) -> object:
         if not isinstance(value, str):
             raise TypeError(value)
         return value
+    if hint == tuple[SurveyQuestion, ...]:
+        return _questions(value)
     if typing.get_origin(hint) is tuple:
         if isinstance(value, str):
             value = [part.strip() for part in value.split(",") if part.strip()]
@@ -226,7 +268,42 @@ def _coerce(hint: object, value: object) -> object:
     raise TypeError(hint)
 
 
+def _questions(value: object) -> tuple[SurveyQuestion, ...]:
+    """[[survey.questions]] tables; a wrong one is named by its place in the list and its key."""
+    if isinstance(value, tuple) and all(isinstance(q, SurveyQuestion) for q in value):
+        return value  # already built (the defaults, with_overrides)
+    if not isinstance(value, list) or not all(isinstance(q, dict) for q in value):
+        raise TypeError(value)
+    return tuple(_question(n, table) for n, table in enumerate(value, start=1))
+
+
+def _question(n: int, table: dict) -> SurveyQuestion:
+    where = f"survey.questions[{n}]"
+    known = {f.name for f in dataclasses.fields(SurveyQuestion)}
+    for key in table:
+        if key not in known:
+            raise ConfigError(f"{where}.{key}: unknown key; allowed: {', '.join(sorted(known))}")
+    for key in ("key", "prompt"):
+        if not isinstance(table.get(key), str):
+            raise ConfigError(f"{where}.{key}: expected a string, got {table.get(key)!r}")
+    if not _QUESTION_KEY.fullmatch(table["key"]):
+        raise ConfigError(f"{where}.key: expected lower-case letters, digits and _ (at most 64), "
+                          f"got {table['key']!r}")
+    if not _SOUND.fullmatch(table["prompt"]):
+        raise ConfigError(f"{where}.prompt: expected {_SOUND_RULE}, got {table['prompt']!r}")
+    question = SurveyQuestion(table["key"], table["prompt"], table.get("lowest", 1), table.get("highest", 5))
+    for name in ("lowest", "highest"):
+        value = getattr(question, name)
+        if not isinstance(value, int) or isinstance(value, bool) or not 0 <= value <= 9:
+            raise ConfigError(f"{where}.{name}: expected one key, a whole number from 0 to 9, got {value!r}")
+    if question.lowest >= question.highest:
+        raise ConfigError(f"{where}: expected lowest below highest, got {question.lowest}..{question.highest}")
+    return question
+
+
 def _describe(hint: object) -> str:
+    if hint == tuple[SurveyQuestion, ...]:
+        return "a list of [[survey.questions]] tables with key, prompt, lowest and highest"
     if typing.get_origin(hint) is tuple:
         return "a list of strings (comma-separated in the environment)"
     return {bool: "true|false", int: "a whole number", float: "a number", str: "a string"}[hint]
@@ -243,4 +320,5 @@ _SECTION_TYPES = {
     "web": WebSettings,
     "crm": CrmSettings,
     "logging": LoggingSettings,
+    "survey": SurveySettings,
 }

@@ -8,6 +8,7 @@ import socketio
 
 from contactcentre.bus import Bus
 from contactcentre.config import Settings
+from contactcentre.ivr.survey import PostCallSurvey
 from contactcentre.routing.service import QueueRouter
 from contactcentre.telephony.agi.server import AgiServer
 from contactcentre.telephony.ami.client import AmiClient, LinkStatus
@@ -25,6 +26,7 @@ class Services:
     sessions: object = None
     tracker: CallTracker | None = None
     router: QueueRouter | None = None
+    survey: PostCallSurvey | None = None
     ami: AmiClient | None = None
     agi: AgiServer | None = None
     simulator: SimulatedPbx | None = None

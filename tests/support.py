@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+import json
 from collections import defaultdict
 from contextlib import asynccontextmanager
 from dataclasses import dataclass, field
@@ -11,12 +12,13 @@ from pathlib import Path
 
 import aiohttp
 import socketio
-from sqlalchemy import select
+from sqlalchemy import JSON, String, Text, select
 
 from contactcentre.app import create_app
 from contactcentre.config import AgiSettings, AmiSettings, Settings
 from contactcentre.crm.accounts import create_agent
 from contactcentre.crm.models import (
+    Base,
     ContactPoint,
     Customer,
     Interaction,
@@ -187,6 +189,17 @@ async def add_customer(sessions, first: str, last: str, phone: str, tier: Servic
 async def new_interactions(sessions) -> list[Interaction]:
     async with sessions() as session:
         return list((await session.scalars(select(Interaction).where(~Interaction.call_id.like("old-%")))).all())
+
+
+async def stored_text(sessions) -> list[str]:
+    """Every value of every text and JSON column of every table, as text."""
+    values = []
+    async with sessions() as session:
+        for table in Base.metadata.tables.values():
+            columns = [c for c in table.columns if isinstance(c.type, String | Text | JSON)]
+            for row in (await session.execute(select(*columns))).all():
+                values += [v if isinstance(v, str) else json.dumps(v) for v in row if v is not None]
+    return values
 
 
 def capture_pbx(*, helpdesk: bool = True) -> dict:

@@ -1,9 +1,10 @@
 """Writes interactions, idempotent by call id.
 
 Each write is an INSERT ... ON CONFLICT (call_id) DO UPDATE of just the fields
-it knows, so the call-end write and the agent's disposition can arrive in any
-order, and a retry after a fault never makes a second row. A write that fails
-because the database is away for a moment is retried with back-off.
+it knows, so the call-end write, the agent's disposition and the caller's
+survey answers can arrive in any order, and a retry after a fault never makes a
+second row. A write that fails because the database is away for a moment is
+retried with back-off.
 """
 
 from __future__ import annotations
@@ -18,7 +19,7 @@ from sqlalchemy.dialects import postgresql, sqlite
 from sqlalchemy.exc import DBAPIError, OperationalError
 from sqlalchemy.ext.asyncio import async_sessionmaker
 
-from contactcentre.crm.models import Agent, Interaction, InteractionLeg, Queue
+from contactcentre.crm.models import Agent, Interaction, InteractionLeg, Queue, SurveyResponse
 
 log = logging.getLogger(__name__)
 
@@ -55,7 +56,9 @@ class InteractionWriter:
         return queue_id
 
     def submit(self, call_id: str, arrived_at: datetime, **fields: object) -> None:
-        """Queue a create-or-update of the interaction of `call_id` with the fields given."""
+        """Queue a create-or-update of the interaction of `call_id` with the fields given. Two are
+        more than columns: `legs` (one dict per agent device) and `survey` (the caller's answers so
+        far, one dict per question with question, score and answered_at)."""
         self._pending.append({"call_id": call_id, "arrived_at": arrived_at, **fields})
         if self._worker is None or self._worker.done():
             self._worker = asyncio.get_running_loop().create_task(self._drain_pending(), name="interaction-writer")
@@ -98,9 +101,15 @@ class InteractionWriter:
             for values in batch:  # upserts by call id: a retried batch writes the same rows again, no more
                 values = dict(values)
                 legs = values.pop("legs", None)
+                answers = values.get("survey")
+                if answers is not None:  # the interaction keeps {question: score}; each answer gets its row
+                    values["survey"] = {answer["question"]: answer["score"] for answer in answers}
                 await session.execute(self._statement(dialect, frozenset(values)), values)
                 if legs:
                     await self._upsert_legs(session, dialect, values["call_id"], legs)
+                if answers:
+                    await self._upsert_answers(session, dialect, values["call_id"], values.get("customer_id"),
+                                               answers)
 
     def _statement(self, dialect: str, keys: frozenset[str]):
         """INSERT ... ON CONFLICT (call_id) DO UPDATE of the given fields, built once per dialect and field set."""
@@ -122,6 +131,16 @@ class InteractionWriter:
         insert = (postgresql.insert if dialect == "postgresql" else sqlite.insert)(InteractionLeg).values(rows)
         await session.execute(insert.on_conflict_do_update(
             index_elements=["call_id", "agent_device"], set_={key: insert.excluded[key] for key in LEG_FIELDS}))
+
+    @staticmethod
+    async def _upsert_answers(session, dialect: str, call_id: str, customer_id: int | None,
+                              answers: list[dict]) -> None:
+        """One survey_responses row per question of the call: a later answer to it replaces the earlier."""
+        rows = [{"call_id": call_id, "customer_id": customer_id, **answer} for answer in answers]
+        insert = (postgresql.insert if dialect == "postgresql" else sqlite.insert)(SurveyResponse).values(rows)
+        await session.execute(insert.on_conflict_do_update(
+            index_elements=["call_id", "question"],
+            set_={key: insert.excluded[key] for key in ("customer_id", "score", "answered_at")}))
 
 
 def _is_transient(exc: BaseException) -> bool:

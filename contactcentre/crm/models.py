@@ -148,6 +148,7 @@ class Interaction(Base):
     ivr_path: Mapped[list | None] = mapped_column(JSON)  # the IVR nodes the caller went through
     script_path: Mapped[list | None] = mapped_column(JSON)  # the call-script nodes the agent went through
     recording_ref: Mapped[str | None] = mapped_column(String(255))
+    survey: Mapped[dict | None] = mapped_column(JSON)  # the caller's post-call answers: {"agent": 4, "solved": 1}
 
     customer: Mapped[Customer | None] = relationship()
     agent: Mapped[Agent | None] = relationship()
@@ -261,8 +262,12 @@ class TicketEvent(Base):
 
 
 class SurveyResponse(Base):
+    """One answer to one survey question. A call's answers are also on its interaction (`survey`)."""
+
     __tablename__ = "survey_responses"
-    __table_args__ = (Index("ix_survey_responses_customer", "customer_id", "answered_at"),)
+    __table_args__ = (Index("ix_survey_responses_customer", "customer_id", "answered_at"),
+                      # one answer per question and call: a retried write updates it, never adds a second
+                      UniqueConstraint("call_id", "question", name="uq_survey_responses_call_question"))
 
     id: Mapped[int] = mapped_column(primary_key=True)
     customer_id: Mapped[int | None] = mapped_column(ForeignKey("customers.id", ondelete="SET NULL"))

@@ -1,4 +1,5 @@
-"""Demo and benchmark data: customers with phone numbers and some history."""
+"""Demo and benchmark data: customers with phone numbers and some history: past calls, and the
+post-call survey consent by phone that about two in three of them gave."""
 
 from __future__ import annotations
 
@@ -9,7 +10,7 @@ from datetime import UTC, datetime, timedelta
 from sqlalchemy import func, insert, select
 from sqlalchemy.ext.asyncio import async_sessionmaker
 
-from contactcentre.crm.models import ContactPoint, Customer, Interaction, ServiceTier
+from contactcentre.crm.models import Consent, ContactPoint, Customer, Interaction, ServiceTier
 
 FIRST = ["Jane", "John", "Amira", "Bogdan", "Chloe", "Dmitri", "Elena", "Farid", "Grace", "Hiro", "Ines", "Jonas",
          "Kofi", "Lena", "Mateo", "Nadia", "Oscar", "Priya", "Quentin", "Rosa", "Sven", "Tomasz", "Uma", "Viktor",
@@ -22,6 +23,7 @@ DISPOSITIONS = ["resolved", "follow-up", "escalated"]
 NOTES = ["Asked about the last invoice.", "Address changed.", "Router replaced under warranty.",
          "Wants a call back about the upgrade.", "Complained about the wait; credited one month."]
 BATCH = 2000
+SURVEY_CONSENT_SHARE = 2 / 3
 # Numbers are +44 20 7xxx xxxx (London), one per customer, counted up from here.
 PHONE_BASE = 442070000000
 
@@ -32,7 +34,8 @@ def demo_phone(n: int) -> str:
 
 async def seed_customers(sessions: async_sessionmaker, count: int, *, rng: random.Random | None = None,
                          history: bool = True, progress: Callable[[int], None] = lambda n: None) -> int:
-    """Add `count` customers, each with one phone number and (if `history`) 0-3 past calls."""
+    """Add `count` customers, each with one phone number and (if `history`) 0-3 past calls and, for
+    about two in three, a yes to post-call surveys by phone."""
     rng = rng or random.Random(7)
     now = datetime.now(UTC)
     async with sessions() as session:
@@ -52,6 +55,9 @@ async def seed_customers(sessions: async_sessionmaker, count: int, *, rng: rando
             past = _history(rng, now, ids, numbers) if history else []
             if past:
                 await session.execute(insert(Interaction), past)
+            consents = _survey_consents(rng, now, ids) if history else []
+            if consents:
+                await session.execute(insert(Consent), consents)
         done += size
         progress(size)
     return done
@@ -68,6 +74,12 @@ def _history(rng: random.Random, now: datetime, ids, numbers) -> list[dict]:
                          "ended_at": arrived + timedelta(minutes=rng.randint(2, 15)),
                          "disposition": rng.choice(DISPOSITIONS), "notes": rng.choice(NOTES)})
     return past
+
+
+def _survey_consents(rng: random.Random, now: datetime, ids) -> list[dict]:
+    return [{"customer_id": i, "purpose": "survey", "channel": "phone", "granted": True,
+             "at": now - timedelta(days=rng.randint(1, 400)), "source": "ivr"}
+            for i in ids if rng.random() < SURVEY_CONSENT_SHARE]
 
 
 async def customer_count(sessions: async_sessionmaker) -> int:

@@ -211,8 +211,26 @@ async def test_hold_plays_music_to_the_customer_and_resume_joins_them_again(rig)
     assert [e.name for e in rig.events if e.get("Channel") == call.caller.name and e.name.startswith("MusicOnHold")] \
         == ["MusicOnHoldStart", "MusicOnHoldStop"]
     assert not rig.named("Hangup", Channel=agent)  # nobody was hung up on the way
-    rig.sim.phone_hangup(agent)  # Bridge()'s default: the customer goes when the agent does
+    rig.sim.phone_hangup(agent)  # Bridge()'s F option: the customer goes on to the survey, then hangs up
     await asyncio.wait_for(call.finished.wait(), 5)
+    await rig.settled()
+    assert rig.named("Newexten", Channel=call.caller.name, Context="cc-survey")[0]["Application"] == "AGI"
+
+
+async def test_the_customer_hanging_up_after_resume_ends_the_agents_leg_too(rig):
+    call = await rig.talking_call()
+    agent = call.agent.name
+    held = await rig.pbx.hold(call.caller.name)
+    await until(lambda: call.moh)
+    await rig.pbx.resume(held)
+    await until(lambda: rig.peers(agent) == [call.caller.name])
+
+    call.caller_hangup()
+
+    await asyncio.wait_for(call.finished.wait(), 5)
+    await rig.settled()
+    assert rig.named("Hangup", Channel=agent)
+    assert not rig.named("Newexten", Context="cc-survey")  # F is for the bridger hanging up, not the customer
 
 
 async def test_hold_of_a_channel_not_in_a_call_is_refused(rig):

@@ -13,7 +13,7 @@ from decimal import Decimal
 
 import aiohttp
 import pytest
-from sqlalchemy import JSON, String, Text, select, update
+from sqlalchemy import select, update
 
 from contactcentre.crm.consent import DialRefused, check_dial, consent_state
 from contactcentre.crm.models import (
@@ -37,7 +37,7 @@ from contactcentre.crm.models import (
 )
 from contactcentre.crm.privacy import ErasureRefused, erase_customer, export_customer
 from contactcentre.crm.store import create_engine, session_factory, upgrade
-from tests.support import add_customer
+from tests.support import add_customer, stored_text
 
 DAY = datetime(2026, 11, 24, 9, 0, tzinfo=UTC)
 
@@ -109,17 +109,6 @@ async def store(sessions):
     one = await seed_everything(sessions, 1, "Ottoline", "Quarrington", agent.id, queue.id)
     two = await seed_everything(sessions, 2, "Benedikt", "Vasquez", agent.id, queue.id)
     return sessions, one, two
-
-
-async def stored_text(sessions) -> list[str]:
-    """Every value of every text and JSON column of every table, as text."""
-    values = []
-    async with sessions() as session:
-        for table in Base.metadata.tables.values():
-            columns = [c for c in table.columns if isinstance(c.type, String | Text | JSON)]
-            for row in (await session.execute(select(*columns))).all():
-                values += [v if isinstance(v, str) else json.dumps(v) for v in row if v is not None]
-    return values
 
 
 def found(personal: list[str], values: list[str]) -> set[str]:

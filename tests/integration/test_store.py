@@ -15,6 +15,7 @@ from contactcentre.crm.models import (
     Customer,
     Interaction,
     InteractionLeg,
+    SurveyResponse,
     Ticket,
     TicketStatus,
 )
@@ -141,3 +142,24 @@ async def test_a_transferred_call_keeps_one_leg_per_agent_and_rewrites_none(sess
             InteractionLeg.agent_device, InteractionLeg.agent_id, InteractionLeg.talk_seconds,
             InteractionLeg.hold_seconds).order_by(InteractionLeg.joined_at))).all()
     assert [tuple(r) for r in rows] == [("PJSIP/agent1", agent.id, 55.0, 5.0), ("PJSIP/agent3", None, 40.0, 0.0)]
+
+
+async def test_survey_answers_land_before_the_call_end_once_per_question_and_never_twice(sessions):
+    await seed_customers(sessions, 1, history=False)
+    writer = InteractionWriter(sessions)
+    t0 = datetime(2026, 11, 25, 9, 0, tzinfo=UTC)
+    first = {"question": "agent", "score": 4, "answered_at": t0 + timedelta(minutes=5)}
+    second = {"question": "solved", "score": 2, "answered_at": t0 + timedelta(minutes=5, seconds=4)}
+    # the caller's answers come before the call-end write (the caller is still on the line), one at a
+    # time, each write holding all the answers so far; a retry writes them again
+    await writer.record("c-survey", t0, customer_id=1, survey=[first])
+    for _ in range(2):
+        await writer.record("c-survey", t0, customer_id=1, survey=[first, second])
+    await writer.record("c-survey", t0, customer_id=1, ended_at=t0 + timedelta(minutes=6), disposition="resolved")
+    async with sessions() as session:
+        row = await session.scalar(select(Interaction).where(Interaction.call_id == "c-survey"))
+        answers = (await session.execute(select(SurveyResponse.question, SurveyResponse.score,
+                                                SurveyResponse.customer_id).order_by(SurveyResponse.question))).all()
+    assert (row.survey, row.disposition, row.customer_id) == ({"agent": 4, "solved": 2}, "resolved", 1)
+    assert row.ended_at is not None
+    assert [tuple(a) for a in answers] == [("agent", 4, 1), ("solved", 2, 1)]

@@ -38,3 +38,47 @@ def test_unknown_keys_and_broken_files_are_refused(tmp_path):
     path.write_text("[ami\n")
     with pytest.raises(ConfigError, match="cc.toml"):
         Settings.load(path, env={})
+
+
+def test_the_survey_questions_come_from_the_toml_file():
+    survey = Settings.load(env={}).survey
+    assert [(q.key, q.prompt, q.lowest, q.highest) for q in survey.questions] == [
+        ("agent", "custom/survey-agent", 1, 5), ("solved", "custom/survey-solved", 1, 2)]
+    assert survey.enabled and survey.answer_timeout == 5.0
+
+
+@pytest.mark.parametrize(("questions", "message"), [
+    ('[[survey.questions]]\nkey = "agent"\nprompt = "custom/a"\nlowest = 1\nhighest = 12\n',
+     "survey.questions[1].highest: expected one key, a whole number from 0 to 9, got 12"),
+    ('[[survey.questions]]\nkey = "agent"\nprompt = "custom/a"\nlowest = 3\nhighest = 3\n',
+     "survey.questions[1]: expected lowest below highest, got 3..3"),
+    ('[[survey.questions]]\nkey = "Agent score"\nprompt = "custom/a"\n',
+     "survey.questions[1].key: expected lower-case letters, digits and _"),
+    ('[[survey.questions]]\nkey = "a"\nprompt = "custom/a"\n[[survey.questions]]\nkey = "b"\nprompt = "x y"\n',
+     "survey.questions[2].prompt: expected a sound file name"),
+    ('[[survey.questions]]\nkey = "a"\nprompt = "custom/a"\nscale = 5\n',
+     "survey.questions[1].scale: unknown key; allowed: highest, key, lowest, prompt"),
+    ('[[survey.questions]]\nkey = "a"\nprompt = "custom/a"\n[[survey.questions]]\nkey = "a"\nprompt = "custom/b"\n',
+     "survey.questions: expected at least one question, each key used once"),
+    ('questions = []\n', "survey.questions: expected at least one question"),
+    ('questions = "agent"\n', "survey.questions: expected a list of [[survey.questions]] tables"),
+])
+def test_a_wrong_survey_question_is_named_by_its_place_and_key(tmp_path, questions, message):
+    path = tmp_path / "cc.toml"
+    header = "[survey]\n" if not questions.startswith("[[") else ""
+    path.write_text(header + questions)
+    with pytest.raises(ConfigError) as caught:
+        Settings.load(path, env={})
+    assert str(caught.value).startswith(message)
+
+
+@pytest.mark.parametrize(("env", "message"), [
+    ({"CC_SURVEY_ANSWER_TIMEOUT": "0"}, "survey.answer_timeout: expected seconds from 0.1 to 60, got '0'"),
+    ({"CC_SURVEY_INTRO": "../../etc/passwd now"}, "survey.intro: expected a sound file name"),
+    ({"CC_SURVEY_QUESTIONS": "agent"}, "survey.questions: expected a list of [[survey.questions]] tables"),
+    ({"CC_ROUTING_MAX_TALK": "5"}, "routing.max_talk: expected seconds from 60 to 86400, got '5'"),
+])
+def test_a_wrong_survey_setting_in_the_environment_is_refused(env, message):
+    with pytest.raises(ConfigError) as caught:
+        Settings.load(env=env)
+    assert str(caught.value).startswith(message)

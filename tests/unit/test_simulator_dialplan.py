@@ -14,6 +14,9 @@ def test_the_shipped_dialplan_has_the_places_the_server_uses():
     assert plan.step("from-agents", "+441632960101", 2).data == "PJSIP/${EXTEN}@carrier,60,T"
     assert plan.step("from-agents", "2003", 1).data == "PJSIP/agent3,20,tT"  # through `include => xfer`
     assert [plan.step("cc-hold", e, 1).app for e in ("s", "wait", "resume")] == ["Answer", "Wait", "Bridge"]
+    assert plan.step("cc-hold", "resume", 1).data == "${CC_HELD},F(cc-survey^s^1)"  # the agent hangs up: survey
+    assert (plan.step("cc-survey", "s", 1).app, plan.step("cc-survey", "s", 1).data) == \
+        ("AGI", "agi://${CC_HOST}:4573/survey")
     assert plan.globals["CC_HOST"] == "127.0.0.1"
 
 
