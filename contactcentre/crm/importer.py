@@ -276,7 +276,8 @@ def _occurred_at(row: dict[str, str]) -> datetime:
         moment = datetime.fromisoformat(value)
     except ValueError:
         raise FieldError("occurred_at", f"{value!r} is not an ISO date and time (2024-03-01T14:30:00Z)") from None
-    return moment if moment.tzinfo else moment.replace(tzinfo=UTC)
+    # UTC before it is stored: SQLite keeps the wall-clock time and drops the offset.
+    return moment.astimezone(UTC) if moment.tzinfo else moment.replace(tzinfo=UTC)
 
 
 def _items(row: dict[str, str]) -> list | None:

@@ -132,7 +132,7 @@ async def test_importing_the_same_file_again_rejects_every_row_and_changes_nothi
 async def test_transactions_attach_to_customers_and_bad_rows_are_reported(sessions, tmp_path):
     await import_customers(sessions, write(tmp_path, "customers.csv", CUSTOMERS), "GB")
     path = write(tmp_path, "transactions.csv", """account_number,reference,kind,amount,currency,occurred_at,items
-AC1,T1,order,49.90,gbp,2024-03-01T14:30:00Z,"[{""sku"": ""R1"", ""quantity"": 1}]"
+AC1,T1,order,49.90,gbp,2024-03-01T16:30:00+02:00,"[{""sku"": ""R1"", ""quantity"": 1}]"
 AC1,T2,refund,10,GBP,2024-03-02 09:00,
 AC1,T1,payment,1,GBP,2024-03-02T09:00:00Z,
 NOPE,T4,order,1,GBP,2024-03-02T09:00:00Z,
@@ -154,6 +154,8 @@ AC2,T10,order,3,EUR,2024-03-02T09:00:00Z,{not json
     assert [(t.reference, t.kind, t.amount, t.currency) for t in stored] == [
         ("T1", "order", Decimal("49.90"), "GBP"), ("T2", "refund", Decimal("10.00"), "GBP")]
     assert stored[0].items == [{"sku": "R1", "quantity": 1}]
+    # stored in UTC: SQLite would otherwise keep 16:30 and lose the +02:00
+    assert stored[0].occurred_at.replace(tzinfo=UTC) == datetime(2024, 3, 1, 14, 30, tzinfo=UTC)
     assert stored[1].occurred_at.replace(tzinfo=UTC) == datetime(2024, 3, 2, 9, 0, tzinfo=UTC)
 
 
