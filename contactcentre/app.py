@@ -35,6 +35,7 @@ from contactcentre.telephony.recorder import FlightRecorder
 from contactcentre.telephony.simulator.pbx import SimulatedPbx
 from contactcentre.telephony.simulator.traffic import generate_calls
 from contactcentre.telephony.tracker import CallTracker
+from contactcentre.web.api import api_errors
 from contactcentre.web.auth import SessionSigner
 from contactcentre.web.keys import SERVICES, SETTINGS, SIGNER, TEMPLATES
 from contactcentre.web.realtime import ConsoleEvents, SocketNotifier
@@ -44,7 +45,7 @@ log = logging.getLogger(__name__)
 
 
 def create_app(settings: Settings, *, demo_traffic: bool = False) -> web.Application:
-    app = web.Application(client_max_size=64 * 1024)
+    app = web.Application(client_max_size=64 * 1024, middlewares=[api_errors])
     services = Services(settings)
     app[SERVICES] = services
     app[SETTINGS] = settings

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import logging
+from dataclasses import dataclass
 from datetime import UTC, datetime
 
 from sqlalchemy import insert
@@ -12,6 +13,20 @@ from contactcentre.crm.models import AuditLog
 from contactcentre.routing.events import CustomerRecordShown
 
 log = logging.getLogger(__name__)
+
+
+@dataclass(frozen=True)
+class Access:
+    """Who is reading or changing the store and why (an API route, a command): what each audit row says."""
+
+    actor_id: int | None
+    reason: str  # GET /api/customers/{customer_id}
+
+    async def record(self, session: AsyncSession, action: str, entity: str, entity_id: int | str,
+                     detail: str = "") -> None:
+        """One audit row inside the caller's transaction, so a change and its audit commit together."""
+        reason = f"{self.reason}: {detail}" if detail else self.reason
+        await AuditTrail.write(session, self.actor_id, action, entity, str(entity_id), reason)
 
 
 class AuditTrail:

@@ -7,7 +7,7 @@ Alembic migrations in migrations/, which a test compares with these models.
 from __future__ import annotations
 
 import enum
-from datetime import datetime
+from datetime import UTC, date, datetime
 from decimal import Decimal
 
 from sqlalchemy import (
@@ -28,8 +28,29 @@ from sqlalchemy import (
 from sqlalchemy.orm import DeclarativeBase, Mapped, mapped_column, relationship
 
 
+MAX_ID = 2**31 - 1  # ids are 32-bit on PostgreSQL: a bigger number names no row
+
+
 class Base(DeclarativeBase):
     pass
+
+
+def row_as_json(row: Base) -> dict:
+    """A mapped row as JSON-ready values: its columns, with times in ISO 8601 (UTC) and money as strings."""
+    return {column.key: _json_value(getattr(row, column.key)) for column in row.__mapper__.column_attrs}
+
+
+def _json_value(value: object) -> object:
+    if isinstance(value, datetime):
+        # SQLite hands times back without their offset; every time the store writes is UTC.
+        return (value if value.tzinfo else value.replace(tzinfo=UTC)).isoformat()
+    if isinstance(value, date):
+        return value.isoformat()
+    if isinstance(value, Decimal):
+        return str(value)
+    if isinstance(value, enum.Enum):
+        return value.value
+    return value
 
 
 class ServiceTier(str, enum.Enum):

@@ -9,20 +9,19 @@ Both write an audit entry; a legal hold refuses erasure and changes nothing.
 
 from __future__ import annotations
 
-import enum
 import logging
-from datetime import UTC, date, datetime
-from decimal import Decimal
+from datetime import UTC, datetime
 
 from sqlalchemy import delete, or_, select, update
 from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 from sqlalchemy.orm import selectinload
 
 from contactcentre.crm.audit import AuditTrail
+from contactcentre.crm.exceptions import Conflict, CustomerNotFound
 from contactcentre.crm.models import (
+    MAX_ID,
     Address,
     AuditLog,
-    Base,
     Consent,
     ContactPoint,
     Customer,
@@ -31,6 +30,7 @@ from contactcentre.crm.models import (
     Ticket,
     TicketEvent,
     Transaction,
+    row_as_json,
 )
 
 log = logging.getLogger(__name__)
@@ -39,19 +39,9 @@ EXPORT_FORMAT = "contactcentre.customer-export/1"
 ERASED = "erased"  # the fixed token that replaces names and free text
 # Ticket history fields whose values are codes, not anything the customer said or is.
 CODED_TICKET_FIELDS = ("status", "priority", "owner", "sla_policy")
-MAX_ID = 2**31 - 1  # ids are 32-bit on PostgreSQL: a bigger number names no customer
 
 
-class CustomerNotFound(LookupError):
-    status = 404
-    error_id = "no-such-customer"
-
-    def __init__(self, customer: int | str):
-        super().__init__(f"no customer {customer}")
-
-
-class ErasureRefused(Exception):
-    status = 409
+class ErasureRefused(Conflict):
     error_id = "legal-hold"
 
 
@@ -150,18 +140,3 @@ async def _erase_related(session: AsyncSession, customer_id: int, phones: list[s
 
 async def _audit(session: AsyncSession, actor_id: int | None, action: str, customer_id: int, reason: str) -> None:
     await AuditTrail.write(session, actor_id, action, "customer", str(customer_id), reason)
-
-
-def row_as_json(row: Base) -> dict:
-    """A mapped row as JSON-ready values: its columns, with times in ISO 8601 and money as strings."""
-    return {column.key: _json_value(getattr(row, column.key)) for column in row.__mapper__.column_attrs}
-
-
-def _json_value(value: object) -> object:
-    if isinstance(value, datetime | date):
-        return value.isoformat()
-    if isinstance(value, Decimal):
-        return str(value)
-    if isinstance(value, enum.Enum):
-        return value.value
-    return value

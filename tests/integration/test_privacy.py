@@ -11,7 +11,6 @@ from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
 from decimal import Decimal
 
-import aiohttp
 import pytest
 from sqlalchemy import select, update
 
@@ -37,7 +36,7 @@ from contactcentre.crm.models import (
 )
 from contactcentre.crm.privacy import ErasureRefused, erase_customer, export_customer
 from contactcentre.crm.store import create_engine, session_factory, upgrade
-from tests.support import add_customer, stored_text
+from tests.support import add_customer, api, stored_text
 
 DAY = datetime(2026, 11, 24, 9, 0, tzinfo=UTC)
 
@@ -256,15 +255,6 @@ async def test_privacy_commands_export_and_erase_by_account_number(tmp_path):
 
 
 # The admin API, over the running app.
-
-async def api(stack, method: str, path: str, user: str | None = None, **kwargs) -> tuple[int, object]:
-    headers = {"Cookie": await stack.cookie(user)} if user else {}
-    url = f"{stack.base_url}{path.lstrip('/')}"
-    async with aiohttp.ClientSession() as http, http.request(method, url, headers=headers, allow_redirects=False,
-                                                             **kwargs) as response:
-        body = await response.json() if response.content_type == "application/json" else await response.text()
-        return response.status, body
-
 
 @pytest.fixture
 async def staffed(stack):
