@@ -1,4 +1,4 @@
-"""HTTP routes: login, the agent console page, health, static files."""
+"""HTTP routes: login, the agent console page, health, static files, and the JSON API with its OpenAPI file."""
 
 from __future__ import annotations
 
@@ -12,7 +12,10 @@ from contactcentre.crm.accounts import authenticate, get_agent
 from contactcentre.crm.models import Role
 from contactcentre.web.auth import COOKIE, Identity, SessionSigner
 from contactcentre.web.keys import SERVICES, SETTINGS, SIGNER, TEMPLATES
+from contactcentre.web.customer_routes import add_customer_routes
+from contactcentre.web.history_routes import add_history_routes
 from contactcentre.web.privacy_routes import add_privacy_routes
+from contactcentre.web.ticket_routes import add_ticket_routes
 
 log = logging.getLogger(__name__)
 
@@ -21,6 +24,7 @@ WEB_DIR = Path(__file__).resolve().parent.parent.parent / "web"
 VENDOR_FILES = {
     "socket.io.min.js": WEB_DIR / "node_modules" / "socket.io-client" / "dist" / "socket.io.min.js",
 }
+OPENAPI = Path(__file__).resolve().parent / "openapi.yaml"
 MAX_LOGIN_FIELD = 200
 IDENTITY = web.RequestKey("identity", Identity)
 
@@ -103,6 +107,11 @@ async def vendor(request: web.Request) -> web.FileResponse:
     return web.FileResponse(path)
 
 
+async def openapi(request: web.Request) -> web.Response:
+    """The API's description, without a login: tools read it before anyone signs in."""
+    return web.Response(text=OPENAPI.read_text(encoding="utf-8"), content_type="application/yaml")
+
+
 async def health(request: web.Request) -> web.Response:
     status = request.app[SERVICES].health
     return web.json_response(status, status=200 if status["ok"] else 503)
@@ -116,5 +125,9 @@ def add_routes(app: web.Application) -> None:
     app.router.add_get("/console", console)
     app.router.add_get("/health", health)
     app.router.add_get("/static/vendor/{name}", vendor)
+    app.router.add_get("/api/openapi.yaml", openapi)
+    add_customer_routes(app)
+    add_ticket_routes(app)
+    add_history_routes(app)
     add_privacy_routes(app)
     app.router.add_static("/static/", WEB_DIR / "static")
