@@ -53,9 +53,9 @@ async def search(sessions: async_sessionmaker, listing: Listing, filters: Mappin
         page = await _page(session, listing, conditions, limit, offset)
         customer_id = filters.get("customer_id")
         entity, entity_id = ("customer", customer_id) if customer_id is not None else (listing.entity, "*")
-        named = ", ".join(filters) or "no filter"
+        named = f" by {', '.join(filters)}" if filters else ""
         await access.record(session, "search", entity, entity_id,
-                            f"{listing.entity} search by {named}; {len(page.rows)} of {page.total} shown")
+                            f"{listing.entity} search{named}; {len(page.rows)} of {page.total} shown")
     return page
 
 
@@ -66,7 +66,7 @@ async def of_customer(sessions: async_sessionmaker, listing: Listing, customer_i
         await existing_customer(session, customer_id)
         page = await _page(session, listing, [listing.model.customer_id == customer_id], limit, offset)
         await access.record(session, "view", "customer", customer_id,
-                            f"{len(page.rows)} of {page.total} {listing.entity} records shown")
+                            f"{len(page.rows)} of {page.total} {listing.entity.replace('_', ' ')} records shown")
     return page
 
 

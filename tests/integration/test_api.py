@@ -504,10 +504,12 @@ async def test_a_search_writes_one_audit_entry_naming_its_filters_but_not_their_
     status, page = await api(floor, "GET", "/api/customers?last_name=Smith&email=jane1@example.org", "alice")
     assert page["total"] == 1
     assert (await api(floor, "GET", "/api/customers?last_name=Smith", "alice"))[1]["total"] == 3
+    assert (await api(floor, "GET", "/api/customers?limit=2", "alice"))[1]["total"] == 3
     rows = (await audit_rows(floor, action="search"))[before:]
     assert [(r.entity, r.entity_id, r.reason) for r in rows] == [
         ("customer", "*", "GET /api/customers: customer search by last_name, email; 1 of 1 shown"),
-        ("customer", "*", "GET /api/customers: customer search by last_name; 3 of 3 shown")]
+        ("customer", "*", "GET /api/customers: customer search by last_name; 3 of 3 shown"),
+        ("customer", "*", "GET /api/customers: customer search; 2 of 3 shown")]
     status, page = await api(floor, "GET", "/api/tickets?customer_id=1", "alice")
     row = (await audit_rows(floor, action="search"))[-1]
     assert (row.entity, row.entity_id) == ("customer", "1")  # a search of one customer's records is about them
