@@ -304,7 +304,7 @@ async def test_demo_callers_answer_the_survey_with_their_keypad(aiohttp_server, 
                                     simulator={"ami_port": 0, "calls_per_minute": 120.0, "unknown_caller_share": 0.0,
                                                "talk_limit": 120.0, "patience": 120.0}), demo_traffic=True)
     server = await aiohttp_server(app)
-    stack = Stack(str(server.make_url("/")), app[SERVICES])
+    stack = Stack(str(server.make_url("/")), app[SERVICES], app)
     await stack.services.ami.wait_connected(5)
     await stack.add_agent("alice", "PJSIP/agent1")
     console = await stack.console("alice")
