@@ -161,3 +161,10 @@ def test_a_header_written_another_way_is_still_found():
     message = parse_message("Event: X\r\nCause:16\r\nuniqueid: 1.2\r\nEmpty:")
     assert (message.get("Cause"), message.get("Uniqueid"), message.get("Empty"), message.get("Event")) == (
         "16", "1.2", "", "X")
+
+
+def test_a_message_built_from_headers_answers_from_them():
+    from contactcentre.telephony.ami.protocol import AmiMessage
+
+    message = AmiMessage("event", "Newstate", [("Event", "Newstate"), ("Uniqueid", "1.1"), ("ChannelState", "6")])
+    assert (message.get("Uniqueid"), message.get("channelstate"), message.get("Linkedid")) == ("1.1", "6", None)

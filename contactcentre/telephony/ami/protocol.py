@@ -60,7 +60,7 @@ class AmiMessage:
 
     def get(self, key: str, default: str | None = None) -> str | None:
         """The first value of `key`; Asterisk's spelling is tried first, then any case."""
-        if self._exact is None:
+        if self._headers is None:  # only the text so far: look in it before splitting it
             value = self.find(key)
             if value is not None:
                 return value
