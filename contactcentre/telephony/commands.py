@@ -19,6 +19,7 @@ from contactcentre.telephony.ami.client import AmiClient, AmiError
 AGENT_CONTEXT = "from-agents"
 TRANSFER_CONTEXT = "xfer"
 HOLD_CONTEXT = "cc-hold"
+RING_TIMEOUT_VARIABLE = "CC_RING_TIMEOUT"  # seconds from-agents lets the dialled number ring
 HELD_VARIABLE = "CC_HELD"  # set on the waiting leg: the channel cc-hold's `resume` bridges back
 # Originate's Reason is the last control frame Asterisk saw on the new channel.
 ORIGINATE_REASONS = {0: "no such endpoint, or it could not be called", 1: "hung up", 3: "not answered in time",
@@ -79,20 +80,30 @@ class PbxCommands:
 
     async def originate(self, channel: str, *, context: str, exten: str, priority: int = 1,
                         caller_id: str | None = None, variables: Mapping[str, object] | None = None,
-                        timeout: float = 30) -> Originated:
+                        timeout: float = 30, channel_id: str | None = None) -> Originated:
         """Ring `channel` (PJSIP/agent1) for up to `timeout` s; once it answers it runs
         context/exten/priority. Returns when `OriginateResponse` says how it went; OriginateFailed
-        carries its Reason. `caller_id` (`"Name" <number>`) is what the phone shows."""
+        carries its Reason. `caller_id` (`"Name" <number>`) is what the phone shows. `channel_id`
+        becomes the new channel's Uniqueid, and so the Linkedid of the whole call: the caller knows
+        the call's id before the first event about it arrives."""
         keys: dict[str, object] = {"Channel": channel, "Context": context, "Exten": exten, "Priority": priority}
+        if channel_id:
+            keys["ChannelId"] = channel_id
         return await self._originate(keys, caller_id, variables, timeout)
 
-    async def call_agent_then_number(self, agent_device: str, number: str, caller_id: str) -> Originated:
-        """Ring the agent's phone; when the agent answers, the from-agents dialplan dials `number`
-        through the carrier. `caller_id` shows on the agent's phone and, unless the dialplan sets
-        its own, is presented to the customer."""
+    async def call_agent_then_number(self, agent_device: str, number: str, caller_id: str, *,
+                                     call_id: str | None = None, agent_timeout: float = 30,
+                                     number_timeout: int | None = None) -> Originated:
+        """Ring the agent's phone (for up to `agent_timeout` s); when the agent answers, the
+        from-agents dialplan dials `number` through the carrier, for `number_timeout` s
+        (CC_RING_TIMEOUT; the dialplan's own default when None). `caller_id` shows on the agent's
+        phone and, unless the dialplan sets its own, is presented to the customer. `call_id`: see
+        originate's `channel_id`."""
         if not re.fullmatch(r"\+?[0-9]+", number):
             raise ValueError(f"number {number!r}: digits only, with an optional leading +")
-        return await self.originate(agent_device, context=AGENT_CONTEXT, exten=number, caller_id=caller_id)
+        variables = {RING_TIMEOUT_VARIABLE: number_timeout} if number_timeout else None
+        return await self.originate(agent_device, context=AGENT_CONTEXT, exten=number, caller_id=caller_id,
+                                    variables=variables, timeout=agent_timeout, channel_id=call_id)
 
     async def spy(self, supervisor_device: str, target_channel: str, mode: SpyMode | str,
                   timeout: float = 30) -> Originated:

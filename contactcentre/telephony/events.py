@@ -51,3 +51,13 @@ class CallEnded:
     reason: str = ""  # set when we did not see the hang-up, e.g. while the PBX link was down
     timeline: tuple[tuple[float, str, str], ...] = ()  # (time, AMI event, channel) as the tracker saw them
     legs: tuple[tuple[str, float, float | None, float, float], ...] = ()  # (agent device, joined, left, talk s, hold s)
+
+
+@dataclass(frozen=True, slots=True)
+class OutboundDialEnded:
+    """A call the server placed: the agent's leg dialled the customer and it ended as `status`
+    (Dial()'s DIALSTATUS: ANSWER, NOANSWER, BUSY, CONGESTION, CHANUNAVAIL, CANCEL)."""
+
+    call_id: str
+    status: str
+    at: float

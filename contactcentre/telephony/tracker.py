@@ -8,6 +8,12 @@ and Local channel pairs, at some moment: so a consultation the caller never
 heard does not count, and a Local/2001@agents/n queue member collapses into
 one leg with the phone it dials.
 
+A call the server *placed* (an Originate to an agent's phone, whose dialplan
+then dials the customer) starts with a channel created Down rather than one
+ringing us: its first channel is the agent's leg and the party is the channel
+that leg dials (its first DialBegin). The same agent-leg events come for it,
+plus OutboundDialEnded once the party answered or could not be reached.
+
 The tracker publishes domain events on the bus and never blocks: each AMI
 event is a few dict operations.
 """
@@ -29,10 +35,12 @@ from contactcentre.telephony.events import (
     AgentLegRinging,
     CallArrived,
     CallEnded,
+    OutboundDialEnded,
 )
 
 log = logging.getLogger(__name__)
 
+STATE_DOWN = 0
 STATE_RING = 4
 STATE_RINGING = 5
 STATE_UP = 6
@@ -121,6 +129,8 @@ class Call:
     caller_number: str
     caller_name: str
     inbound: bool
+    placed: bool = False  # originated: its first channel is the agent's leg, created Down
+    party: str = ""  # uniqueid of the customer's channel: the caller's, or the one a placed call dialled
     channels: dict[str, Channel] = field(default_factory=dict)
     timeline: list[tuple[float, str, str]] = field(default_factory=list)  # (time, event, channel)
     legs: dict[str, Leg] = field(default_factory=dict)  # agent legs that talked to the caller, in order
@@ -131,6 +141,14 @@ class Call:
     @property
     def handled_by(self) -> list[str]:
         return list(self.legs)
+
+    def is_agent_leg(self, channel: Channel) -> bool:
+        """The channel is an agent's phone on this call: a leg an inbound call dialled, or a placed call's own."""
+        if is_local(channel.name):
+            return False
+        if self.inbound:
+            return channel.uniqueid != self.call_id
+        return self.placed and channel.uniqueid == self.call_id
 
     def channel_on(self, device: str) -> Channel | None:
         for channel in self.channels.values():
@@ -182,6 +200,7 @@ class CallTracker:
             ev.HangupRequest: self._on_hangup_request,
             ev.Hangup: self._on_hangup,
             ev.DialBegin: self._on_dial_begin,
+            ev.DialEnd: self._on_dial_end,
             ev.AgentCalled: self._on_agent_called,
             ev.BridgeEnter: self._on_bridge_enter,
             ev.BridgeLeave: self._on_bridge_leave,
@@ -241,8 +260,10 @@ class CallTracker:
         call = self.calls.get(call_id)
         if call is None:
             # An inbound call starts with a channel that rings *us*: a trunk leg in state Ring.
-            inbound = uniqueid == call_id and not is_local(name) and (state == STATE_RING or adopted)
-            call = Call(call_id, now, number, caller_name, inbound)
+            first = uniqueid == call_id and not is_local(name)
+            inbound = first and (state == STATE_RING or adopted)
+            call = Call(call_id, now, number, caller_name, inbound, placed=first and state == STATE_DOWN and not adopted,
+                        party=call_id if inbound else "")
             self.calls[call_id] = call
             call.channels[uniqueid] = channel
             if inbound:
@@ -257,8 +278,8 @@ class CallTracker:
             return
         channel.state = event.channel.state
         call = self.calls[channel.call_id]
-        if channel.uniqueid == call.call_id or is_local(channel.name) or not call.inbound:
-            return  # the caller's own leg answers to the IVR, not to an agent
+        if not call.is_agent_leg(channel):
+            return  # the caller's own leg answers to the IVR, the dialled customer's to the agent
         if channel.state == STATE_RINGING:
             self.bus.publish(AgentLegRinging(call.call_id, channel.device, channel.name, now))
         elif channel.state == STATE_UP:
@@ -295,7 +316,7 @@ class CallTracker:
         if leg is not None and not any(self.leg_identity(u) == identity for u in call.channels):
             leg.end(now)  # the agent has left the call: no more talk or hold on this leg
         self._refresh_legs(now, affected)
-        if call.inbound and uniqueid != call.call_id and not is_local(channel.name):
+        if call.is_agent_leg(channel):
             self.bus.publish(AgentLegEnded(call.call_id, channel.device, channel.name, cause, now))
         if not call.channels:
             del self.calls[call.call_id]
@@ -304,7 +325,7 @@ class CallTracker:
             for leg in call.legs.values():
                 leg.end(now)
             self.stats.add(call)
-            if call.inbound:
+            if call.inbound or call.placed:
                 self.bus.publish(CallEnded(call.call_id, cause, now, reason, tuple(call.timeline),
                                            tuple(leg.summary() for leg in call.legs.values())))
 
@@ -320,11 +341,23 @@ class CallTracker:
                 self._leg[partner] = event.interface
 
     def _on_dial_begin(self, event: ev.DialBegin, now: float) -> None:
-        if event.channel is None or not is_local(event.channel.name):
+        if event.channel is None:
+            return
+        call = self.calls.get(event.channel.linkedid)
+        if call is not None and call.placed and not call.party and event.channel.uniqueid == call.call_id:
+            call.party = event.dest.uniqueid  # the number the agent's leg dials is who the call is with
+            return
+        if not is_local(event.channel.name):
             return
         member = self._leg.get(event.channel.uniqueid)
         if member is not None:
             self._leg[event.dest.uniqueid] = member
+
+    def _on_dial_end(self, event: ev.DialEnd, now: float) -> None:
+        call = self.calls.get(event.channel.linkedid) if event.channel else None
+        if call is not None and call.placed and event.channel.uniqueid == call.call_id and \
+                event.dest.uniqueid == call.party:
+            self.bus.publish(OutboundDialEnded(call.call_id, event.status, now))
 
     def _local_partner(self, name: str) -> str | None:
         if not is_local(name) or name[-2:] not in (";1", ";2"):
@@ -390,14 +423,15 @@ class CallTracker:
 
     def _mark_handled(self, uniqueid: str, now: float) -> None:
         joined = self._joined(uniqueid)
-        callers = [self.calls[u] for u in joined if self._channels[u].call_id == u and self.calls[u].inbound]
-        for call in callers:
+        parties = [call for u in joined if (call := self.calls[self._channels[u].call_id]).party == u]
+        for call in parties:
             for identity in self._agent_legs(joined):
                 call.legs.setdefault(identity, Leg(identity, now)).connect(now)
 
     def _agent_legs(self, joined: set[str]) -> set[str]:
+        """The agent legs among these channels: every phone leg that is not some call's party."""
         return {self.leg_identity(u) for u in joined
-                if not is_local(self._channels[u].name) and self._channels[u].call_id != u}
+                if not is_local(self._channels[u].name) and self.calls[self._channels[u].call_id].party != u}
 
     def _calls_bridged_with(self, uniqueid: str) -> set[str]:
         members = self._bridges.get(self._bridge_of.get(uniqueid, ""), ())
@@ -409,7 +443,7 @@ class CallTracker:
             talking = [leg for leg in call.legs.values() if leg.connected_since is not None]
             if not talking:
                 continue
-            joined = self._agent_legs(self._joined(call.call_id)) if call.call_id in self._channels else set()
+            joined = self._agent_legs(self._joined(call.party)) if call.party in self._channels else set()
             for leg in talking:
                 if leg.identity not in joined:
                     leg.disconnect(now)
@@ -417,16 +451,16 @@ class CallTracker:
     def _on_music_start(self, event: ev.MusicOnHoldStart, now: float) -> None:
         """The caller hears hold music: each agent leg still on the call is holding them."""
         call = self.calls.get(event.channel.linkedid)
-        if call is None or event.channel.uniqueid != call.call_id:
+        if call is None or event.channel.uniqueid != call.party:
             return
-        alive = {self.leg_identity(u) for u in call.channels if u != call.call_id}
+        alive = {self.leg_identity(u) for u in call.channels if u != call.party}
         for leg in call.legs.values():
             if leg.identity in alive:
                 leg.hold(now)
 
     def _on_music_stop(self, event: ev.MusicOnHoldStop, now: float) -> None:
         call = self.calls.get(event.channel.linkedid)
-        if call is None or event.channel.uniqueid != call.call_id:
+        if call is None or event.channel.uniqueid != call.party:
             return
         for leg in call.legs.values():
             leg.unhold(now)

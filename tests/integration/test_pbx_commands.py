@@ -327,3 +327,38 @@ async def test_recording_starts_and_stops_with_mixmonitor(rig):
     assert [e.name for e in rig.events if e.name.startswith("MixMonitor")] == ["MixMonitorStart", "MixMonitorStop"]
     with pytest.raises(AmiError, match="Could not stop monitoring channel"):
         await rig.pbx.stop_recording(call.caller.name)
+
+
+async def test_channel_id_names_the_originated_channel_and_so_the_whole_call(rig):
+    made = await rig.pbx.call_agent_then_number("PJSIP/agent1", "+441632960222", '"Contact centre" <+441632960000>',
+                                                call_id="cc-out-1234", number_timeout=7)
+
+    assert made.uniqueid == "cc-out-1234"
+    await until(lambda: rig.peers(made.channel))
+    customer = rig.sim.channels[rig.peers(made.channel)[0]]
+    assert (customer.linkedid, customer.connected_num) == ("cc-out-1234", "+441632960000")
+    await rig.settled()
+    assert rig.named("Newchannel", Channel=made.channel)[0]["Uniqueid"] == "cc-out-1234"
+    assert rig.named("VarSet", Channel=made.channel, Variable="CC_RING_TIMEOUT")[0]["Value"] == "7"
+    assert rig.named("DialBegin", Channel=made.channel)[0]["DialString"] == "+441632960222@carrier"
+
+
+async def test_a_channel_id_in_use_or_too_long_is_refused_as_asterisk_refuses_it(rig):
+    made = await rig.pbx.originate("PJSIP/agent2", context="xfer", exten="8000", channel_id="taken")
+
+    with pytest.raises(OriginateFailed) as failed:
+        await rig.pbx.originate("PJSIP/agent3", context="xfer", exten="8000", channel_id="taken")
+    assert failed.value.reason == 0
+    with pytest.raises(AmiError, match="Uniqueid length exceeds maximum of 149"):
+        await rig.pbx.originate("PJSIP/agent3", context="xfer", exten="8000", channel_id="x" * 150)
+    assert [c.uniqueid for c in rig.sim.channels.values() if c.name.startswith("PJSIP/agent")] == [made.uniqueid]
+
+
+async def test_the_customer_rings_for_the_time_the_server_asks_then_dial_gives_up(rig):
+    rig.sim.customer_answer = None  # the customer never picks up
+    made = await rig.pbx.call_agent_then_number("PJSIP/agent1", "+441632960222", "<+441632960000>",
+                                                number_timeout=1)
+
+    await until(lambda: made.channel not in rig.sim.channels, timeout=5)
+    await rig.settled()
+    assert rig.named("DialEnd", Channel=made.channel)[0]["DialStatus"] == "NOANSWER"

@@ -11,7 +11,8 @@ def test_the_shipped_dialplan_has_the_places_the_server_uses():
     inbound = plan.find("from-carrier", "0800200200")
     assert [s.app for s in inbound.steps.values()][:2] == ["NoOp", "AGI"]
     assert inbound.priority_of("fallback") == 6
-    assert plan.step("from-agents", "+441632960101", 2).data == "PJSIP/${EXTEN}@carrier,60,T"
+    out = plan.find("from-agents", "+441632960101")
+    assert out.steps[out.priority_of("dial")].data == "PJSIP/${EXTEN}@carrier,${RING},T"
     assert plan.step("from-agents", "2003", 1).data == "PJSIP/agent3,20,tT"  # through `include => xfer`
     assert [plan.step("cc-hold", e, 1).app for e in ("s", "wait", "resume")] == ["Answer", "Wait", "Bridge"]
     assert plan.step("cc-hold", "resume", 1).data == "${CC_HELD},F(cc-survey^s^1)"  # the agent hangs up: survey

@@ -63,3 +63,52 @@ def test_transfers_give_one_leg_per_agent_who_talked_to_the_caller_with_hold_tim
     for call in ended:
         for _, joined, left, talk, hold in call.legs:
             assert left is not None and joined < left and 0 < talk <= left - joined and hold >= 0
+
+
+def placed_call_events(customer_answers: bool) -> list[tuple[str, list[tuple[str, str]]]]:
+    """What the PBX sends for an Originate to agent1 whose dialplan dials a customer (the simulator's
+    order, which is Asterisk's: Newchannel Down, Ringing, Up, then the Dial of the customer)."""
+    agent = [("Channel", "PJSIP/agent1-00000001"), ("Uniqueid", "cc-out-1"), ("Linkedid", "cc-out-1"),
+             ("CallerIDNum", "+441632960000")]
+    customer = [("Channel", "PJSIP/carrier-00000002"), ("Uniqueid", "2"), ("Linkedid", "cc-out-1"),
+                ("CallerIDNum", "+441632960101")]
+    dest = [("Dest" + k, v) for k, v in customer]
+    events = [("Newchannel", [*agent, ("ChannelState", "0")]), ("Newstate", [*agent, ("ChannelState", "5")]),
+              ("Newstate", [*agent, ("ChannelState", "6")]), ("Newchannel", [*customer, ("ChannelState", "0")]),
+              ("DialBegin", [*agent, *dest, ("DialString", "+441632960101@carrier")]),
+              ("Newstate", [*customer, ("ChannelState", "5")])]
+    if customer_answers:
+        events += [("Newstate", [*customer, ("ChannelState", "6")]),
+                   ("DialEnd", [*agent, *dest, ("DialStatus", "ANSWER")]),
+                   ("BridgeEnter", [*customer, ("BridgeUniqueid", "b1")]),
+                   ("BridgeEnter", [*agent, ("BridgeUniqueid", "b1")]),
+                   ("BridgeLeave", [*customer, ("BridgeUniqueid", "b1")]),
+                   ("BridgeLeave", [*agent, ("BridgeUniqueid", "b1")])]
+    else:
+        events += [("DialEnd", [*agent, *dest, ("DialStatus", "BUSY")])]
+    return events + [("Hangup", [*customer, ("Cause", "16")]), ("Hangup", [*agent, ("Cause", "16")])]
+
+
+@pytest.mark.parametrize("customer_answers", [True, False])
+def test_a_placed_call_follows_the_agents_leg_and_the_customer_it_dials(customer_answers):
+    from contactcentre.telephony.ami.protocol import AmiMessage
+    from contactcentre.telephony.events import AgentLegEnded, AgentLegRinging, OutboundDialEnded
+
+    bus = Bus()
+    seen = []
+    for kind in (CallArrived, AgentLegRinging, AgentLegAnswered, OutboundDialEnded, AgentLegEnded, CallEnded):
+        bus.subscribe(kind, seen.append)
+    clock = [0.0]
+    tracker = CallTracker(bus, clock=lambda: clock[0])
+    for name, headers in placed_call_events(customer_answers):
+        clock[0] += 1.0
+        tracker.handle(AmiMessage("event", name, [("Event", name), *headers]))
+
+    assert [(type(e).__name__, getattr(e, "device", getattr(e, "status", ""))) for e in seen[:-1]] == [
+        ("AgentLegRinging", "PJSIP/agent1"), ("AgentLegAnswered", "PJSIP/agent1"),
+        ("OutboundDialEnded", "ANSWER" if customer_answers else "BUSY"), ("AgentLegEnded", "PJSIP/agent1")]
+    ended = seen[-1]
+    assert isinstance(ended, CallEnded) and ended.call_id == "cc-out-1"
+    assert [(device, talk) for device, _, _, talk, _ in ended.legs] == ([("PJSIP/agent1", 1.0)] if customer_answers
+                                                                         else [])
+    assert tracker.stats.calls == 0  # the day's inbound figures do not count it

@@ -8,6 +8,11 @@ sends an `OriginateResponse` event carrying the ActionID: `Response: Failure`,
 the last control frame Asterisk saw on the channel: 1 hung up, 3 ringing (no
 answer in time), 4 answered, 5 busy. Once answered, the channel runs
 Context/Exten/Priority or the Application (ChanSpy, for a supervisor).
+
+`ChannelId` names the new channel's Uniqueid (and so the call's Linkedid):
+manager.c refuses one longer than AST_MAX_PUBLIC_UNIQUEID (149) with
+`Response: Error`, and a channel cannot be made under a Uniqueid a live
+channel already has (Failure, Reason 0).
 """
 
 from __future__ import annotations
@@ -26,6 +31,7 @@ if TYPE_CHECKING:
 
 REASON_FAILED, REASON_HANGUP, REASON_NO_ANSWER, REASON_ANSWERED, REASON_BUSY = 0, 1, 3, 4, 5
 DEFAULT_TIMEOUT_MS = 30000  # manager.c's default when the action has no Timeout
+MAX_CHANNEL_ID = 149  # AST_MAX_PUBLIC_UNIQUEID
 
 
 @dataclass
@@ -41,6 +47,7 @@ class OriginateRequest:
     caller_num: str
     caller_name: str
     variables: list[tuple[str, str]] = field(default_factory=list)
+    channel_id: str = ""
 
     @property
     def technology(self) -> str:
@@ -92,6 +99,8 @@ class OriginateActions:
             problem = "Invalid channel"
         elif not application and not (exten and context and priority_text and int(priority_text) > 0):
             problem = "Originate with 'Exten' requires 'Context' and 'Priority'"
+        elif len(action.get("ChannelId") or "") > MAX_CHANNEL_ID:
+            problem = f"Uniqueid length exceeds maximum of {MAX_CHANNEL_ID}"
         if problem is not None:
             session.respond(action, "Error", [("Message", problem)])
             return None
@@ -99,7 +108,7 @@ class OriginateActions:
         variables = [tuple(v.partition("=")[::2]) for v in action.get_all("Variable") if "=" in v]
         return OriginateRequest(action.get("ActionID"), name, context, exten, int(priority_text or 0), application,
                                 action.get("Data") or "", int(timeout_text or DEFAULT_TIMEOUT_MS) / 1000, number,
-                                caller_name, variables)
+                                caller_name, variables, action.get("ChannelId") or "")
 
     async def _place(self, request: OriginateRequest) -> tuple[SimChannel | None, int]:
         """Make the channel and wait for its far end to answer; (None, reason) when it did not."""
@@ -111,8 +120,11 @@ class OriginateActions:
         if request.technology != "PJSIP" or not self.pbx.endpoint_exists(endpoint):
             return None, REASON_FAILED  # no such endpoint: no channel is made at all
         pbx = self.pbx
+        if request.channel_id and any(c.uniqueid == request.channel_id for c in pbx.channels.values()):
+            return None, REASON_FAILED  # that Uniqueid is taken: the channel cannot be allocated
         channel = pbx.new_channel(f"PJSIP/{endpoint}", request.caller_num or number, request.caller_name,
-                                  "from-carrier" if endpoint == "carrier" else "from-agents", "s", state=DOWN)
+                                  "from-carrier" if endpoint == "carrier" else "from-agents", "s", state=DOWN,
+                                  uniqueid=request.channel_id or None)
         channel.owned = True
         # Originate's CallerID is also the connected line, so the phone shows it while ringing.
         channel.connected_num = request.caller_num or "<unknown>"

@@ -170,9 +170,11 @@ class SimulatedPbx:
     # -- channels ---------------------------------------------------------------
 
     def new_channel(self, device: str, number: str, name: str, context: str, exten: str, *,
-                    state: int, linkedid: str | None = None, named: bool = False) -> SimChannel:
-        """`device` gets chan_pjsip's `-0000000N` suffix, unless `named` says it is the whole name."""
-        uniqueid = self.new_uniqueid()
+                    state: int, linkedid: str | None = None, named: bool = False,
+                    uniqueid: str | None = None) -> SimChannel:
+        """`device` gets chan_pjsip's `-0000000N` suffix, unless `named` says it is the whole name;
+        `uniqueid` is one the requester chose (Originate's ChannelId), else the PBX makes one."""
+        uniqueid = uniqueid or self.new_uniqueid()
         channel = SimChannel(device if named else f"{device}-{next(self._chan):08x}", uniqueid,
                              linkedid or uniqueid, state, number, name, context, exten, created=time.time())
         self.channels[channel.name] = channel
