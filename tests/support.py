@@ -22,11 +22,14 @@ from contactcentre.crm.accounts import hash_password
 from contactcentre.crm.models import (
     Agent,
     Base,
+    Consent,
     ContactPoint,
     Customer,
+    DoNotCall,
     Interaction,
     Role,
     ServiceTier,
+    Ticket,
 )
 from contactcentre.services import Services
 from contactcentre.telephony.agi.server import AgiServer
@@ -251,3 +254,21 @@ async def until(predicate, timeout: float = 5.0, step: float = 0.01) -> None:
         while not predicate():
             await asyncio.sleep(step)
 
+
+
+async def add_consent(sessions, customer_id: int, purpose: str, granted: bool, *, at: datetime | None = None,
+                      source: str = "agent") -> None:
+    async with sessions() as session, session.begin():
+        session.add(Consent(customer_id=customer_id, purpose=purpose, channel="phone", granted=granted,
+                            at=at or datetime.now(UTC), source=source))
+
+
+async def add_do_not_call(sessions, number: str, reason: str) -> None:
+    async with sessions() as session, session.begin():
+        session.add(DoNotCall(number=number, added_at=datetime.now(UTC), reason=reason, source="agent"))
+
+
+async def add_open_ticket(sessions, customer_id: int, subject: str) -> None:
+    now = datetime.now(UTC)
+    async with sessions() as session, session.begin():
+        session.add(Ticket(customer_id=customer_id, subject=subject, created_at=now, updated_at=now))

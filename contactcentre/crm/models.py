@@ -303,7 +303,8 @@ class Consent(Base):
     """A customer granting or withdrawing consent; the latest row per purpose and channel counts."""
 
     __tablename__ = "consents"
-    __table_args__ = (Index("ix_consents_customer_purpose", "customer_id", "purpose", "channel", "at"),)
+    # `id` last: the latest answer (at, then id for a tie) is one backward index seek on both databases
+    __table_args__ = (Index("ix_consents_customer_purpose", "customer_id", "purpose", "channel", "at", "id"),)
 
     id: Mapped[int] = mapped_column(primary_key=True)
     customer_id: Mapped[int] = mapped_column(ForeignKey("customers.id", ondelete="CASCADE"))
@@ -324,3 +325,37 @@ class DoNotCall(Base):
     added_at: Mapped[datetime] = mapped_column(DateTime(timezone=True))
     reason: Mapped[str] = mapped_column(String(255))
     source: Mapped[str] = mapped_column(String(64))
+
+
+class CallbackStatus(str, enum.Enum):
+    SCHEDULED = "scheduled"  # waiting for its time, or for its next try
+    DIALLING = "dialling"  # offered to an agent and being dialled now
+    DONE = "done"  # the customer answered
+    FAILED = "failed"  # every try used up without reaching the customer
+    REFUSED = "refused"  # do-not-call or the customer's objection stopped it; not tried again
+
+
+class Callback(Base):
+    """A call back promised to a customer: when, on which number, why, and how the tries went.
+
+    Each try that dialled is also an outbound interaction (`last_call_id` is the latest)."""
+
+    __tablename__ = "callbacks"
+    __table_args__ = (Index("ix_callbacks_status_due", "status", "due_at"),
+                      Index("ix_callbacks_customer_id", "customer_id"))
+
+    id: Mapped[int] = mapped_column(primary_key=True)
+    customer_id: Mapped[int] = mapped_column(ForeignKey("customers.id", ondelete="CASCADE"))
+    number: Mapped[str] = mapped_column(String(64))  # E.164, one of the customer's numbers
+    due_at: Mapped[datetime] = mapped_column(DateTime(timezone=True))  # when the next try may be dialled
+    note: Mapped[str | None] = mapped_column(Text)  # what the call back is about, for the agent who makes it
+    status: Mapped[CallbackStatus] = mapped_column(_enum(CallbackStatus, "callback_status"),
+                                                   default=CallbackStatus.SCHEDULED)
+    attempts: Mapped[int] = mapped_column(Integer, default=0)
+    max_attempts: Mapped[int] = mapped_column(Integer)
+    requested_by: Mapped[int | None] = mapped_column(ForeignKey("agents.id", ondelete="SET NULL"))
+    created_at: Mapped[datetime] = mapped_column(DateTime(timezone=True))
+    last_attempt_at: Mapped[datetime | None] = mapped_column(DateTime(timezone=True))
+    last_result: Mapped[str | None] = mapped_column(String(16))  # answered, no-answer, busy, refused ...
+    last_reason: Mapped[str | None] = mapped_column(String(255))  # the result in words
+    last_call_id: Mapped[str | None] = mapped_column(String(64))

@@ -7,8 +7,11 @@ from datetime import datetime
 
 from sqlalchemy import bindparam, func, select, true
 from sqlalchemy.ext.asyncio import async_sessionmaker
+from sqlalchemy.orm import aliased
 
-from contactcentre.crm.models import Agent, ContactPoint, Customer, Interaction, Ticket, TicketStatus
+from contactcentre.crm.consent import Purpose
+from contactcentre.crm.models import Agent, Consent, ContactPoint, Customer, Interaction, Ticket, TicketStatus
+from contactcentre.crm.offers import Offer, OfferRules
 from contactcentre.crm.phones import caller_id_to_e164
 
 
@@ -30,6 +33,8 @@ class CustomerSummary:
     customer_since: str
     open_tickets: int
     interactions: list[PastInteraction]
+    phones: list[str]  # every phone number the customer holds, the one on this call first
+    offer: Offer | None  # only for a customer whose latest marketing consent by phone is a yes
 
 
 @dataclass(frozen=True, slots=True)
@@ -47,13 +52,18 @@ class ScreenPopLookup:
 
     The contact point is found through the unique (kind, value) index, the
     customer by its key, its last interactions through (customer_id,
-    arrived_at) in a correlated subquery with LIMIT, and the count of its
-    open tickets through (customer_id, status): index seeks only, never a scan.
+    arrived_at) in a correlated subquery with LIMIT, the count of its open
+    tickets through (customer_id, status), its phone numbers through
+    (customer_id), and its latest marketing consent by phone through
+    (customer_id, purpose, channel, at): index seeks only, never a scan. The
+    suggested offer is then picked from the row by the offer rules, in Python.
     """
 
-    def __init__(self, sessions: async_sessionmaker, default_region: str, interactions: int):
+    def __init__(self, sessions: async_sessionmaker, default_region: str, interactions: int,
+                 offers: OfferRules | None = None):
         self._sessions = sessions
         self._region = default_region
+        self._offers = offers or OfferRules()
         self._statements = {dialect: self._statement(dialect, interactions) for dialect in ("sqlite", "postgresql")}
 
     @staticmethod
@@ -62,8 +72,18 @@ class ScreenPopLookup:
                         .where(Ticket.customer_id == Customer.id,
                                Ticket.status.in_([TicketStatus.OPEN, TicketStatus.PENDING]))
                         .correlate(Customer).scalar_subquery())
+        held = aliased(ContactPoint)
+        phones = (select(func.aggregate_strings(held.value, " "))
+                  .where(held.customer_id == Customer.id, held.kind == "phone")
+                  .correlate(Customer).scalar_subquery())
+        marketing = (select(Consent.granted)
+                     .where(Consent.customer_id == Customer.id, Consent.purpose == Purpose.MARKETING.value,
+                            Consent.channel == "phone")
+                     .order_by(Consent.at.desc(), Consent.id.desc()).limit(1)
+                     .correlate(Customer).scalar_subquery())
         columns = [Customer.id, Customer.first_name, Customer.last_name, Customer.account_number, Customer.tier,
-                   Customer.created_at, open_tickets.label("open_tickets")]
+                   Customer.created_at, Customer.segment, Customer.lifetime_value, Customer.churn_risk,
+                   open_tickets.label("open_tickets"), phones.label("phones"), marketing.label("marketing")]
         found = (select().select_from(ContactPoint).join(Customer, Customer.id == ContactPoint.customer_id)
                  .where(ContactPoint.kind == "phone", ContactPoint.value == bindparam("number")))
         if dialect == "postgresql":
@@ -97,8 +117,12 @@ class ScreenPopLookup:
         first = rows[0]
         past = [PastInteraction(r.call_id, _iso(r.arrived_at), r.display_name, r.disposition, r.notes)
                 for r in rows if r.call_id is not None]
+        phones = sorted(set((first.phones or "").split()) - {e164})
+        offer = (self._offers.suggest(first.tier.value, first.segment, first.lifetime_value, first.churn_risk)
+                 if first.marketing else None)
         summary = CustomerSummary(first.id, f"{first.first_name} {first.last_name}".strip(), first.account_number,
-                                  first.tier.value, _iso(first.created_at), first.open_tickets, past)
+                                  first.tier.value, _iso(first.created_at), first.open_tickets, past,
+                                  [e164, *phones], offer)
         return ScreenPop(e164, caller_name, summary)
 
 

@@ -92,6 +92,12 @@ HOT_PATHS = {
     "recent interactions of a customer":
         "SELECT id FROM interactions WHERE customer_id = 3 ORDER BY arrived_at DESC LIMIT 5",
     "open tickets of a customer": "SELECT id FROM tickets WHERE customer_id = 3 AND status = 'open'",
+    "phone numbers of a customer": "SELECT value FROM contact_points WHERE customer_id = 3 AND kind = 'phone'",
+    "latest marketing consent of a customer":
+        "SELECT granted FROM consents WHERE customer_id = 3 AND purpose = 'marketing' AND channel = 'phone' "
+        "ORDER BY at DESC, id DESC LIMIT 1",
+    "callbacks due": "SELECT id FROM callbacks WHERE status = 'scheduled' AND due_at <= '2030-01-01' "
+                     "ORDER BY due_at LIMIT 5",
 }
 
 
@@ -163,3 +169,47 @@ async def test_survey_answers_land_before_the_call_end_once_per_question_and_nev
     assert (row.survey, row.disposition, row.customer_id) == ({"agent": 4, "solved": 2}, "resolved", 1)
     assert row.ended_at is not None
     assert [tuple(a) for a in answers] == [("agent", 4, 1), ("solved", 2, 1)]
+
+
+async def test_pop_suggests_an_offer_only_to_a_customer_whose_latest_marketing_answer_is_yes(sessions):
+    from decimal import Decimal
+
+    from contactcentre.config import DEFAULT_CONFIG
+    from contactcentre.crm.models import ContactPoint
+    from contactcentre.crm.offers import load_offers
+    from tests.support import add_consent
+
+    await seed_customers(sessions, 1, history=False)
+    async with sessions() as session, session.begin():
+        customer = await session.scalar(select(Customer))
+        customer.churn_risk, customer.lifetime_value = True, Decimal("800.00")
+        session.add(ContactPoint(customer_id=customer.id, kind="phone", value="+447700900123"))
+        session.add(ContactPoint(customer_id=customer.id, kind="email", value="x@example.org"))
+    lookup = ScreenPopLookup(sessions, "GB", 5, load_offers(DEFAULT_CONFIG.parent / "offers.yaml"))
+    day = datetime(2026, 11, 1, tzinfo=UTC)
+
+    assert (await lookup.lookup(demo_phone(1), "")).customer.offer is None  # no answer is no
+    await add_consent(sessions, customer.id, "marketing", True, at=day)
+    pop = await lookup.lookup(demo_phone(1), "")
+    assert (pop.customer.offer.id, pop.customer.offer.why) == (
+        "loyalty-discount", "flagged as a churn risk, and has spent 500 or more with us")
+    assert pop.customer.phones == [demo_phone(1), "+447700900123"]  # the number on the call first, no e-mail
+    await add_consent(sessions, customer.id, "marketing", False, at=day + timedelta(days=1))
+    assert (await lookup.lookup("+447700900123", "")).customer.offer is None
+    assert (await lookup.lookup("+447700900123", "")).customer.phones == ["+447700900123", demo_phone(1)]
+
+
+async def test_the_pop_with_offer_phones_and_tickets_is_one_statement(sessions):
+    from sqlalchemy import event
+
+    await seed_customers(sessions, 3)
+    engine = sessions.kw["bind"].sync_engine
+    statements = []
+    listener = lambda conn, cursor, sql, *rest: statements.append(sql)  # noqa: E731
+    event.listen(engine, "before_cursor_execute", listener)
+    try:
+        pop = await ScreenPopLookup(sessions, "GB", 5).lookup(demo_phone(2), "")
+    finally:
+        event.remove(engine, "before_cursor_execute", listener)
+    assert pop.customer is not None
+    assert len([s for s in statements if s.lstrip().upper().startswith("SELECT")]) == 1, statements
