@@ -2,7 +2,8 @@
 
 Each part is a cleanup context: started in the order appended, stopped in
 reverse. The PBX simulator, when pbx.mode is "simulator", starts before the
-AMI client so the client finds it, and stops after it.
+AMI client so the client finds it, and stops after it; the callback dialler
+starts once the AMI client is up and stops before it.
 """
 
 from __future__ import annotations
@@ -11,21 +12,26 @@ import asyncio
 import logging
 import secrets
 from dataclasses import replace
+from datetime import timedelta
 
 import socketio
 from aiohttp import web
 from sqlalchemy import func, select
 
-from contactcentre.config import Settings
+from contactcentre.config import ConfigError, Settings
 from contactcentre.crm.audit import AuditTrail
+from contactcentre.crm.callbacks import CallbackStore
 from contactcentre.crm.interactions import InteractionWriter
 from contactcentre.crm.models import ContactPoint, Customer
+from contactcentre.crm.offers import OfferRulesError, load_offers
 from contactcentre.crm.screenpop import ScreenPopLookup
 from contactcentre.crm.store import create_engine, session_factory, upgrade
 from contactcentre.crm.surveys import SurveyStore
 from contactcentre.ivr.survey import PostCallSurvey
+from contactcentre.routing.callbacks import CallbackDialler
 from contactcentre.routing.events import CustomerRecordShown
 from contactcentre.routing.inbound import InboundFlow, SurveyEntry
+from contactcentre.routing.outbound import OutboundDialler, OutboundPolicy
 from contactcentre.routing.service import QueueRouter
 from contactcentre.services import Services
 from contactcentre.telephony.agi.server import AgiServer
@@ -47,6 +53,10 @@ log = logging.getLogger(__name__)
 def create_app(settings: Settings, *, demo_traffic: bool = False) -> web.Application:
     app = web.Application(client_max_size=64 * 1024, middlewares=[api_errors])
     services = Services(settings)
+    try:
+        services.offers = load_offers(settings.crm.offers_path)
+    except OfferRulesError as exc:
+        raise ConfigError(f"crm.offers: {exc}") from None
     app[SERVICES] = services
     app[SETTINGS] = settings
     secret = settings.web.session_secret or secrets.token_urlsafe(32)
@@ -68,6 +78,7 @@ def create_app(settings: Settings, *, demo_traffic: bool = False) -> web.Applica
     if settings.pbx.mode == "simulator":
         app.cleanup_ctx.append(_simulator_ctx)
     app.cleanup_ctx.append(_ami_ctx)
+    app.cleanup_ctx.append(_callbacks_ctx)
     if demo_traffic and settings.pbx.mode == "simulator":
         app.cleanup_ctx.append(_demo_traffic_ctx)
     app.cleanup_ctx.append(_socketio_ctx)
@@ -92,6 +103,11 @@ async def _routing_ctx(app: web.Application):
     services.router = QueueRouter(services.bus, writer, services.notifier, settings.routing.queue,
                                   settings.routing.dispositions)
     services.survey = PostCallSurvey(settings.survey, SurveyStore(services.sessions, writer))
+    services.lookup = ScreenPopLookup(services.sessions, settings.crm.default_region, settings.crm.pop_interactions,
+                                      services.offers)
+    services.callbacks = CallbackStore(services.sessions, settings.callbacks.max_attempts,
+                                       timedelta(seconds=settings.callbacks.retry_after),
+                                       timedelta(days=settings.outbound.recent_contact_days))
     services.bus.subscribe(CustomerRecordShown, AuditTrail(services.sessions).on_record_shown)
     yield
     await services.bus.drain()
@@ -100,9 +116,8 @@ async def _routing_ctx(app: web.Application):
 async def _agi_ctx(app: web.Application):
     services = app[SERVICES]
     settings = services.settings
-    lookup = ScreenPopLookup(services.sessions, settings.crm.default_region, settings.crm.pop_interactions)
-    flow = InboundFlow(lookup, services.router, services.tracker, services.survey, settings.routing.ring_timeout,
-                       settings.routing.pop_wait, settings.routing.max_talk)
+    flow = InboundFlow(services.lookup, services.router, services.tracker, services.survey,
+                       settings.routing.ring_timeout, settings.routing.pop_wait, settings.routing.max_talk)
     services.agi = AgiServer(settings.agi, {"inbound": flow, "survey": SurveyEntry(services.router, services.survey)})
     await services.agi.start()
     yield
@@ -132,13 +147,34 @@ async def _ami_ctx(app: web.Application):
         services.ami.recorder = FlightRecorder(ami_settings.record_file)
     services.ami.add_handler(services.tracker.handle, events=services.tracker.wanted_events)
     services.ami.on_connected(lambda: services.tracker.resync(services.ami))
-    services.console = ConsoleEvents(services.sio, app[SIGNER], services.sessions, services.router,
-                                 PbxCommands(services.ami), services.tracker)
+    pbx = PbxCommands(services.ami)
+    services.outbound = OutboundDialler(services.sessions, services.lookup, services.router, pbx,
+                                        _outbound_policy(services.settings))
+    services.console = ConsoleEvents(services.sio, app[SIGNER], services.sessions, services.router, pbx,
+                                     services.tracker, services.outbound, services.callbacks,
+                                     services.settings.crm.default_region)
     await services.ami.start()
     yield
     await services.ami.close()
     if services.ami.recorder is not None:
         services.ami.recorder.close()
+
+
+def _outbound_policy(settings: Settings) -> OutboundPolicy:
+    return OutboundPolicy(settings.outbound.caller_id, settings.routing.ring_timeout,
+                          settings.outbound.customer_ring_timeout, settings.routing.pop_wait,
+                          timedelta(days=settings.outbound.recent_contact_days), settings.crm.default_region)
+
+
+async def _callbacks_ctx(app: web.Application):
+    services = app[SERVICES]
+    dialler = CallbackDialler(services.callbacks, services.outbound, services.router, services.bus,
+                              services.settings.callbacks.poll_interval)
+    task = asyncio.create_task(dialler.run(), name="callback-dialler")
+    yield
+    task.cancel()
+    await asyncio.gather(task, return_exceptions=True)
+    await services.outbound.close()
 
 
 async def _demo_traffic_ctx(app: web.Application):

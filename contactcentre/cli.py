@@ -39,6 +39,9 @@ def main(argv: list[str] | None = None) -> int:
     logs.setup(settings.logging.level)
     try:
         return args.run(settings, args) or 0
+    except ConfigError as exc:  # found once the parts start: the offers file, say
+        print(f"contactcentre: configuration error: {exc}", file=sys.stderr)
+        return 2
     except KeyboardInterrupt:
         return 130
 

@@ -91,6 +91,25 @@ class WebSettings:
 class CrmSettings:
     default_region: str = "GB"
     pop_interactions: int = 5
+    offers: str = "offers.yaml"  # the pop's offer rules; a relative path is in the config/ directory
+
+    @property
+    def offers_path(self) -> Path:
+        return DEFAULT_CONFIG.parent / self.offers
+
+
+@dataclass(frozen=True)
+class OutboundSettings:
+    caller_id: str = '"Contact centre" <+441632960000>'
+    customer_ring_timeout: int = 30
+    recent_contact_days: int = 7
+
+
+@dataclass(frozen=True)
+class CallbackSettings:
+    max_attempts: int = 3
+    retry_after: float = 900.0
+    poll_interval: float = 5.0
 
 
 @dataclass(frozen=True)
@@ -153,6 +172,14 @@ _RULES: dict[str, tuple[typing.Callable[[object], bool], str]] = {
     "web.session_max_age": (lambda v: v >= 60, "seconds, at least 60"),
     "web.redis_url": (lambda v: v == "" or v.startswith(("redis://", "rediss://")), "empty or a redis:// URL"),
     "crm.pop_interactions": (lambda v: 0 <= v <= 50, "a count from 0 to 50"),
+    "crm.offers": (lambda v: v.endswith((".yaml", ".yml")), "a .yaml file"),
+    "outbound.caller_id": (lambda v: re.fullmatch(r'("[^"<>]*" )?<\+?[0-9]{3,20}>', v) is not None,
+                           '"Name" <number>, the number in digits with an optional +'),
+    "outbound.customer_ring_timeout": (lambda v: 5 <= v <= 120, "seconds from 5 to 120"),
+    "outbound.recent_contact_days": (lambda v: 0 <= v <= 365, "days from 0 to 365"),
+    "callbacks.max_attempts": (lambda v: 1 <= v <= 10, "a count from 1 to 10"),
+    "callbacks.retry_after": (lambda v: v >= 1, "seconds, at least 1"),
+    "callbacks.poll_interval": (lambda v: 0 < v <= 300, "seconds greater than 0, at most 300"),
     "logging.level": (lambda v: v in ("DEBUG", "INFO", "WARNING", "ERROR"), "DEBUG|INFO|WARNING|ERROR"),
     "survey.answer_timeout": (lambda v: 0.1 <= v <= 60, "seconds from 0.1 to 60"),
     "survey.intro": (lambda v: _SOUND.fullmatch(v) is not None, _SOUND_RULE),
@@ -174,6 +201,8 @@ class Settings:
     routing: RoutingSettings = field(default_factory=RoutingSettings)
     web: WebSettings = field(default_factory=WebSettings)
     crm: CrmSettings = field(default_factory=CrmSettings)
+    outbound: OutboundSettings = field(default_factory=OutboundSettings)
+    callbacks: CallbackSettings = field(default_factory=CallbackSettings)
     logging: LoggingSettings = field(default_factory=LoggingSettings)
     survey: SurveySettings = field(default_factory=SurveySettings)
 
@@ -319,6 +348,8 @@ _SECTION_TYPES = {
     "routing": RoutingSettings,
     "web": WebSettings,
     "crm": CrmSettings,
+    "outbound": OutboundSettings,
+    "callbacks": CallbackSettings,
     "logging": LoggingSettings,
     "survey": SurveySettings,
 }

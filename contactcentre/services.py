@@ -8,7 +8,11 @@ import socketio
 
 from contactcentre.bus import Bus
 from contactcentre.config import Settings
+from contactcentre.crm.callbacks import CallbackStore
+from contactcentre.crm.offers import OfferRules
+from contactcentre.crm.screenpop import ScreenPopLookup
 from contactcentre.ivr.survey import PostCallSurvey
+from contactcentre.routing.outbound import OutboundDialler
 from contactcentre.routing.service import QueueRouter
 from contactcentre.telephony.agi.server import AgiServer
 from contactcentre.telephony.ami.client import AmiClient, LinkStatus
@@ -27,6 +31,10 @@ class Services:
     tracker: CallTracker | None = None
     router: QueueRouter | None = None
     survey: PostCallSurvey | None = None
+    offers: OfferRules | None = None
+    lookup: ScreenPopLookup | None = None
+    callbacks: CallbackStore | None = None
+    outbound: OutboundDialler | None = None
     ami: AmiClient | None = None
     agi: AgiServer | None = None
     simulator: SimulatedPbx | None = None

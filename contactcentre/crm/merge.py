@@ -19,7 +19,7 @@ pass over the rows (a hash join), so the cost grows with the number of
 customers, never with its square; only customers in the same bucket are paired.
 
 A merge moves every row of the merged customer (contact points, addresses,
-transactions, interactions, tickets, survey responses, consents) to the kept
+transactions, interactions, tickets, survey responses, consents, callbacks) to the kept
 one, deletes the now-empty merged customer and writes an audit row for each of
 the two, all in one transaction. The audit rows name the merged account, so
 the history of where the records came from stays readable.
@@ -39,6 +39,7 @@ from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 from contactcentre.crm.audit import AuditTrail
 from contactcentre.crm.models import (
     Address,
+    Callback,
     Consent,
     ContactPoint,
     Customer,
@@ -49,7 +50,7 @@ from contactcentre.crm.models import (
 )
 
 # Every table whose rows belong to a customer; a merge moves them all.
-OWNED = (Address, Transaction, Interaction, Ticket, SurveyResponse, Consent)
+OWNED = (Address, Transaction, Interaction, Ticket, SurveyResponse, Consent, Callback)
 
 NOT_ALNUM = re.compile(r"[^0-9a-z]+")
 

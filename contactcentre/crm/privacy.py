@@ -22,6 +22,7 @@ from contactcentre.crm.models import (
     MAX_ID,
     Address,
     AuditLog,
+    Callback,
     Consent,
     ContactPoint,
     Customer,
@@ -92,6 +93,8 @@ async def _held_about(session: AsyncSession, customer_id: int) -> dict[str, list
         "survey_responses": await rows(select(SurveyResponse).where(SurveyResponse.customer_id == customer_id)
                                        .order_by(SurveyResponse.answered_at)),
         "consents": await rows(select(Consent).where(Consent.customer_id == customer_id).order_by(Consent.at)),
+        "callbacks": await rows(select(Callback).where(Callback.customer_id == customer_id)
+                                .order_by(Callback.created_at)),
         "audit": await rows(select(AuditLog).where(AuditLog.entity == "customer",
                                                    AuditLog.entity_id == str(customer_id)).order_by(AuditLog.at)),
     }
@@ -122,6 +125,9 @@ async def erase_customer(sessions: async_sessionmaker, customer_id: int, actor_i
 async def _erase_related(session: AsyncSession, customer_id: int, phones: list[str]) -> None:
     await session.execute(delete(ContactPoint).where(ContactPoint.customer_id == customer_id))
     await session.execute(delete(Address).where(Address.customer_id == customer_id))
+    # A callback is a number and a note about the customer, and no report counts it: it goes,
+    # and with it any try still due. Each try that dialled stays as an (anonymised) interaction.
+    await session.execute(delete(Callback).where(Callback.customer_id == customer_id))
     # Consent rows hold no personal value and stay as the record of what was agreed or withdrawn.
     # Calls keep their times, queue, agent and disposition for the reports; what identifies the
     # caller or records what was said goes. The timeline goes too: its channel names carry numbers.

@@ -13,3 +13,14 @@ class CustomerRecordShown:
     customer_id: int
     call_id: str
     at: float
+
+
+@dataclass(frozen=True, slots=True)
+class OutboundCallEnded:
+    """An outbound call (the agent's own, or a callback's try) is over: how it went, for the callback."""
+
+    call_id: str
+    callback_id: int | None
+    result: str  # answered, no-answer, busy, unreachable, cancelled, agent-missed, failed
+    reason: str  # the result in words, as the console and the callback's record show it
+    at: float

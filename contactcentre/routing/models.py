@@ -20,6 +20,7 @@ class AgentState(str, Enum):
     PAUSED = "paused"
     AVAILABLE = "available"
     RESERVED = "reserved"
+    DIALLING = "dialling"
     ON_CALL = "on_call"
     WRAP_UP = "wrap_up"
 
@@ -54,12 +55,18 @@ class LiveAgent:
                 "reason": self.pause_reason, "call_id": self.call_id}
 
 
+class Direction(str, Enum):
+    INBOUND = "inbound"
+    OUTBOUND = "outbound"
+
+
 @dataclass(eq=False)
 class LiveCall:
-    """A call the router owns from the moment the IVR hands it over until its record is written."""
+    """A call the router owns from the moment the IVR hands it over (or an outbound call is
+    placed) until its record is written."""
 
     call_id: str
-    queue: str
+    queue: str | None  # None for an outbound call: no queue routed it
     pop: ScreenPop
     arrived_at: float
     offered_at: float | None = None
@@ -68,7 +75,24 @@ class LiveCall:
     agent_id: int | None = None
     assigned: asyncio.Future | None = field(default=None, repr=False)
     pop_shown: asyncio.Event = field(default_factory=asyncio.Event, repr=False)  # the agent's screen has it
+    direction: Direction = Direction.INBOUND
+    outbound: OutboundAttempt | None = None
 
     @property
     def customer_id(self) -> int | None:
         return self.pop.customer.id if self.pop.customer else None
+
+
+@dataclass(eq=False)
+class OutboundAttempt:
+    """What an outbound call is, and how it is going."""
+
+    number: str  # E.164, the number dialled
+    purpose: str  # the consent purpose it was checked for (crm.consent.Purpose)
+    callback_id: int | None = None
+    note: str | None = None  # the callback's note, for the agent
+    seen: bool = False  # the PBX has shown a channel of it
+    agent_answered: bool = False  # the agent's phone is up: the customer's number is being dialled
+    result: str = ""  # answered, no-answer, busy ... once known
+    reason: str = ""  # the result in words
+    finished: bool = False  # its record is written and its end told to whoever waits on it

@@ -3,6 +3,13 @@
 It takes calls from the inbound flow and AMI facts from the bus, drives each
 agent's state machine, tells the agent's screen through a Notifier, and hands
 finished calls to the store. It knows nothing of sockets or HTTP.
+
+Outbound calls (an agent's own, a callback's try) are handed to it already
+checked for consent (routing/outbound.py places them): it takes the agent out
+of the queue's pool, follows the agent's leg and the customer's through the
+same AMI facts, and writes them as outbound interactions. Callers waiting in
+the queue come before callbacks: a callback is offered only to an agent no
+caller is waiting for.
 """
 
 from __future__ import annotations
@@ -20,13 +27,28 @@ from transitions import MachineError
 from contactcentre.bus import Bus
 from contactcentre.crm.interactions import InteractionWriter
 from contactcentre.crm.screenpop import ScreenPop
-from contactcentre.routing.events import CustomerRecordShown
-from contactcentre.routing.models import AgentState, LiveAgent, LiveCall, agent_machine
-from contactcentre.telephony.events import AgentLegAnswered, AgentLegEnded, CallEnded
+from contactcentre.routing.events import CustomerRecordShown, OutboundCallEnded
+from contactcentre.routing.models import AgentState, Direction, LiveAgent, LiveCall, agent_machine
+from contactcentre.telephony.events import (
+    AgentLegAnswered,
+    AgentLegEnded,
+    AgentLegRinging,
+    CallEnded,
+    OutboundDialEnded,
+)
 
 log = logging.getLogger(__name__)
 
 MAX_NOTES = 4000
+# Dial()'s DIALSTATUS for a customer not reached: (result kept on a callback, the reason in words).
+NOT_REACHED = {
+    "NOANSWER": ("no-answer", "the customer did not answer"),
+    "BUSY": ("busy", "the customer's line was busy"),
+    "CONGESTION": ("unreachable", "the network could not connect the call"),
+    "CHANUNAVAIL": ("unreachable", "the number could not be reached"),
+    "CANCEL": ("cancelled", "the agent hung up before the customer answered"),
+}
+AGENT_MISSED = ("agent-missed", "the agent's phone was not picked up")
 
 
 class RoutingError(Exception):
@@ -42,7 +64,7 @@ class Notifier(Protocol):
     def agent_state(self, agent: LiveAgent) -> None: ...
     def call_offered(self, agent: LiveAgent, call: LiveCall) -> None:
         """Show the pop on the agent's screen; set `call.pop_shown` once the screen confirms it."""
-    def call_state(self, agent: LiveAgent, call_id: str, state: str) -> None: ...
+    def call_state(self, agent: LiveAgent, call_id: str, state: str, reason: str = "") -> None: ...
 
 
 class QueueRouter:
@@ -60,8 +82,10 @@ class QueueRouter:
         self._idle: OrderedDict[int, LiveAgent] = OrderedDict()  # available agents, longest idle first
         self._waiting: deque[LiveCall] = deque()
         self.calls: dict[str, LiveCall] = {}
+        bus.subscribe(AgentLegRinging, self._on_agent_ringing)
         bus.subscribe(AgentLegAnswered, self._on_agent_answered)
         bus.subscribe(AgentLegEnded, self._on_agent_leg_ended)
+        bus.subscribe(OutboundDialEnded, self._on_outbound_dial_ended)
         bus.subscribe(CallEnded, self._on_call_ended)
 
     # -- agents ---------------------------------------------------------------
@@ -169,17 +193,138 @@ class QueueRouter:
                 continue
             _, agent = self._idle.popitem(last=False)
             self._fire(agent, "offer")
-            agent.call_id = call.call_id
-            call.agent_id = agent.agent_id
-            call.offered_at = self._clock()
-            call.pop_shown.clear()
-            log.info("call offered", extra={"call_id": call.call_id, "agent_id": agent.agent_id})
-            self._notifier.call_offered(agent, call)
-            self._notifier.agent_state(agent)
+            self._hand_over(agent, call)
             call.assigned.set_result(agent)
-            if call.customer_id is not None:
-                self._bus.publish(CustomerRecordShown(agent.agent_id, call.customer_id, call.call_id,
-                                                      call.offered_at))
+
+    def _hand_over(self, agent: LiveAgent, call: LiveCall) -> None:
+        """The call is this agent's now: their screen pops it, and the pop is audited."""
+        agent.call_id = call.call_id
+        call.agent_id = agent.agent_id
+        call.offered_at = self._clock()
+        call.pop_shown.clear()
+        log.info("call offered", extra={"call_id": call.call_id, "agent_id": agent.agent_id})
+        self._notifier.call_offered(agent, call)
+        self._notifier.agent_state(agent)
+        if call.customer_id is not None:
+            self._bus.publish(CustomerRecordShown(agent.agent_id, call.customer_id, call.call_id, call.offered_at))
+
+    # -- outbound ---------------------------------------------------------------
+
+    def check_can_dial(self, agent_id: int) -> LiveAgent:
+        """The agent, if they may place a call of their own now (ready or not ready); else RoutingError."""
+        agent = self._agent(agent_id)
+        if agent.status not in (AgentState.AVAILABLE, AgentState.PAUSED):
+            raise RoutingError(f"cannot dial while {agent.state.replace('_', ' ')}", 409, "bad-state")
+        return agent
+
+    def dial_out(self, agent_id: int, call: LiveCall) -> LiveAgent:
+        """The agent's own call (click to dial), already checked for consent."""
+        agent = self.check_can_dial(agent_id)
+        self._fire(agent, "dial")
+        self._idle.pop(agent_id, None)
+        self.calls[call.call_id] = call
+        self._hand_over(agent, call)
+        return agent
+
+    @property
+    def free_for_outbound(self) -> int:
+        """How many agents a callback could be offered to now: none while callers wait."""
+        return 0 if self._waiting else len(self._idle)
+
+    def offer_outbound(self, call: LiveCall) -> LiveAgent | None:
+        """A callback's try, already checked, to the longest-idle agent; None if nobody is free."""
+        if not self.free_for_outbound:
+            return None
+        _, agent = self._idle.popitem(last=False)
+        self._fire(agent, "offer")
+        self.calls[call.call_id] = call
+        self._hand_over(agent, call)
+        return agent
+
+    def outbound_failed(self, call: LiveCall, result: str, reason: str) -> None:
+        """The PBX refused or lost an Originate. If it made no channel, no AMI fact will end the
+        call, so it ends here; otherwise the channel's own events end it."""
+        attempt = call.outbound
+        if attempt.finished or attempt.seen:
+            return
+        agent = self._holder(call)
+        if agent is not None and agent.status in (AgentState.RESERVED, AgentState.DIALLING):
+            self._missed(agent, call, result, reason)
+        call.ended_at = self._clock()
+        self._finish_outbound(call, ())
+
+    def _holder(self, call: LiveCall) -> LiveAgent | None:
+        agent = self.agents.get(call.agent_id) if call.agent_id else None
+        return agent if agent is not None and agent.call_id == call.call_id else None
+
+    def _on_agent_ringing(self, event: AgentLegRinging) -> None:
+        call = self.calls.get(event.call_id)
+        if call is not None and call.outbound is not None:
+            call.outbound.seen = True
+
+    def _outbound_agent_answered(self, agent: LiveAgent, call: LiveCall) -> None:
+        """The agent picked up: the dialplan now dials the customer."""
+        call.outbound.seen = call.outbound.agent_answered = True
+        if agent.status is AgentState.RESERVED:
+            self._fire(agent, "dial")
+            self._notifier.agent_state(agent)
+        if agent.status is AgentState.DIALLING:
+            self._notifier.call_state(agent, call.call_id, "dialling")
+
+    def _on_outbound_dial_ended(self, event: OutboundDialEnded) -> None:
+        call = self.calls.get(event.call_id)
+        agent = self._holder(call) if call is not None else None
+        if agent is None or agent.status is not AgentState.DIALLING:
+            return
+        if event.status == "ANSWER":
+            self._fire(agent, "connect")
+            call.answered_at = event.at
+            call.outbound.result, call.outbound.reason = "answered", "the customer answered"
+            self._notifier.call_state(agent, call.call_id, "answered")
+        else:
+            result, reason = NOT_REACHED.get(event.status, ("unreachable", f"the call did not go through "
+                                                                         f"({event.status})"))
+            self._unreached(agent, call, result, reason)
+        self._notifier.agent_state(agent)
+
+    def _unreached(self, agent: LiveAgent, call: LiveCall, result: str, reason: str) -> None:
+        self._fire(agent, "unreached")
+        call.outbound.result, call.outbound.reason = result, reason
+        self._notifier.call_state(agent, call.call_id, "unreached", reason)
+
+    def _missed(self, agent: LiveAgent, call: LiveCall, result: str, reason: str) -> None:
+        """The agent's own phone never picked up: not ready, as after a missed inbound call."""
+        self._fire(agent, "no_answer")
+        agent.call_id = None
+        agent.pause_reason = "no answer"
+        call.outbound.result, call.outbound.reason = result, reason
+        self._notifier.call_state(agent, call.call_id, "missed", reason)
+        self._notifier.agent_state(agent)
+
+    def _outbound_leg_ended(self, agent: LiveAgent, call: LiveCall) -> None:
+        """The agent's leg is gone before the customer answered (or was found unreachable)."""
+        if agent.status is AgentState.DIALLING and call.outbound.agent_answered:
+            self._unreached(agent, call, *NOT_REACHED["CANCEL"])
+            self._notifier.agent_state(agent)
+        elif agent.status in (AgentState.RESERVED, AgentState.DIALLING):
+            self._missed(agent, call, *AGENT_MISSED)
+
+    def _finish_outbound(self, call: LiveCall, legs) -> None:
+        """Write the outbound interaction and say how it ended, once."""
+        attempt = call.outbound
+        attempt.finished = True
+        answered = call.answered_at is not None
+        self._writer.submit(
+            call.call_id, _dt(call.arrived_at), direction=Direction.OUTBOUND.value, caller_number=attempt.number,
+            customer_id=call.customer_id, agent_id=call.agent_id, queue_id=None, offered_at=_dt(call.offered_at),
+            answered_at=_dt(call.answered_at), ended_at=_dt(call.ended_at),
+            end_reason=None if answered else (attempt.reason or "ended before the customer answered")[:64],
+            legs=legs)
+        self._bus.publish(OutboundCallEnded(call.call_id, attempt.callback_id, attempt.result or AGENT_MISSED[0],
+                                            attempt.reason or AGENT_MISSED[1], call.ended_at or self._clock()))
+        agent = self._holder(call)
+        if not (agent and agent.status is AgentState.WRAP_UP):
+            self.calls.pop(call.call_id, None)
 
     # -- what the PBX tells us -----------------------------------------------
 
@@ -187,6 +332,9 @@ class QueueRouter:
         agent = self._by_device.get(event.device)
         call = self.calls.get(event.call_id)
         if agent is None or call is None or agent.call_id != event.call_id:
+            return
+        if call.outbound is not None:
+            self._outbound_agent_answered(agent, call)
             return
         if agent.status is not AgentState.RESERVED:
             return
@@ -197,7 +345,13 @@ class QueueRouter:
 
     def _on_agent_leg_ended(self, event: AgentLegEnded) -> None:
         agent = self._by_device.get(event.device)
-        if agent is None or agent.call_id != event.call_id or agent.status is not AgentState.ON_CALL:
+        if agent is None or agent.call_id != event.call_id:
+            return
+        call = self.calls.get(event.call_id)
+        if call is not None and call.outbound is not None and agent.status is not AgentState.ON_CALL:
+            self._outbound_leg_ended(agent, call)
+            return
+        if agent.status is not AgentState.ON_CALL:
             return
         self._fire(agent, "hang_up")
         self._notifier.call_state(agent, event.call_id, "wrap_up")
@@ -208,6 +362,9 @@ class QueueRouter:
         if call is None:
             return
         call.ended_at = event.at
+        if call.outbound is not None:
+            self._outbound_ended(call, event)
+            return
         self.abandon(call.call_id)
         agent = self.agents.get(call.agent_id) if call.agent_id else None
         answered = call.answered_at is not None
@@ -221,12 +378,23 @@ class QueueRouter:
             answered_at=_dt(call.answered_at),
             ended_at=_dt(call.ended_at),
             end_reason=event.reason or None,
-            timeline=[[round((t - call.arrived_at) * 1000), name, channel] for t, name, channel in event.timeline],
-            legs=[{"agent_device": device, "joined_at": _dt(joined), "left_at": _dt(left), "talk_seconds": talk,
-                   "hold_seconds": hold} for device, joined, left, talk, hold in event.legs],
+            timeline=_timeline(call, event),
+            legs=[_leg(leg) for leg in event.legs],
         )
         if not (agent and agent.call_id == call.call_id and agent.status is AgentState.WRAP_UP):
             self.calls.pop(call.call_id, None)
+
+    def _outbound_ended(self, call: LiveCall, event: CallEnded) -> None:
+        agent = self._holder(call)
+        if agent is not None:  # the agent's leg vanished without its own end being seen
+            self._outbound_leg_ended(agent, call)
+        legs = [_leg(leg) for leg in event.legs]
+        if call.outbound.finished:  # ended by outbound_failed: only the PBX's facts are new
+            self._writer.submit(call.call_id, _dt(call.arrived_at), ended_at=_dt(call.ended_at), legs=legs,
+                                timeline=_timeline(call, event))
+            return
+        self._writer.submit(call.call_id, _dt(call.arrived_at), timeline=_timeline(call, event))
+        self._finish_outbound(call, legs)
 
     # -- wrap-up ----------------------------------------------------------------
 
@@ -279,3 +447,13 @@ class QueueRouter:
 
 def _dt(ts: float | None) -> datetime | None:
     return datetime.fromtimestamp(ts, UTC) if ts is not None else None
+
+
+def _timeline(call: LiveCall, event: CallEnded) -> list[list]:
+    return [[round((t - call.arrived_at) * 1000), name, channel] for t, name, channel in event.timeline]
+
+
+def _leg(leg: tuple[str, float, float | None, float, float]) -> dict:
+    device, joined, left, talk, hold = leg
+    return {"agent_device": device, "joined_at": _dt(joined), "left_at": _dt(left), "talk_seconds": talk,
+            "hold_seconds": hold}

@@ -2,24 +2,34 @@
 
 Every event handler checks the caller's role again; the router decides what is
 allowed in the agent's current state, and its refusals go back in the ack as
-`{"ok": false, "error": ..., "id": ...}`.
+`{"ok": false, "error": ..., "id": ...}`. A number consent or do-not-call rules
+out comes back as `{"ok": false, "id": "dial-refused", "reason": ...}`.
 """
 
 from __future__ import annotations
 
 import asyncio
+import json
 import logging
 from collections import Counter
 
 import socketio
 
 from contactcentre.crm.accounts import get_agent
-from contactcentre.crm.models import Role
+from contactcentre.crm.audit import Access
+from contactcentre.crm.callbacks import CallbackStore
+from contactcentre.crm.consent import DialRefused
+from contactcentre.crm.fields import FieldError
+from contactcentre.crm.models import MAX_ID, Role
+from contactcentre.crm.phones import InvalidPhoneNumber
 from contactcentre.routing.models import AgentState, LiveAgent, LiveCall
+from contactcentre.routing.outbound import OutboundDialler
 from contactcentre.routing.service import QueueRouter, RoutingError
 from contactcentre.telephony.ami.client import AmiError, AmiNotConnected
 from contactcentre.telephony.commands import PbxCommands
 from contactcentre.web.auth import SessionSigner
+from contactcentre.web.api import BadRequest
+from contactcentre.web.callback_routes import read_callback_request, schedule
 
 log = logging.getLogger(__name__)
 
@@ -48,12 +58,17 @@ class SocketNotifier:
 
     def call_offered(self, agent: LiveAgent, call: LiveCall) -> None:
         # The console acknowledges the pop once it is on screen; the inbound
-        # flow waits for that (briefly) before it rings the agent's phone.
+        # flow (and the outbound dialler) waits for that, briefly, before it
+        # rings the agent's phone.
+        attempt = call.outbound
+        outbound = {"number": attempt.number, "purpose": attempt.purpose, "callback_id": attempt.callback_id,
+                    "note": attempt.note} if attempt else None
         self._emit("screen_pop", {"call_id": call.call_id, "queue": call.queue, "offered_at": call.offered_at,
-                                  **call.pop.as_dict()}, agent.agent_id, callback=lambda *_: call.pop_shown.set())
+                                  "direction": call.direction.value, "outbound": outbound, **call.pop.as_dict()},
+                   agent.agent_id, callback=lambda *_: call.pop_shown.set())
 
-    def call_state(self, agent: LiveAgent, call_id: str, state: str) -> None:
-        self._emit("call_state", {"call_id": call_id, "state": state}, agent.agent_id)
+    def call_state(self, agent: LiveAgent, call_id: str, state: str, reason: str = "") -> None:
+        self._emit("call_state", {"call_id": call_id, "state": state, "reason": reason}, agent.agent_id)
 
     async def drain(self) -> None:
         if self._tasks:
@@ -64,17 +79,20 @@ class ConsoleEvents:
     """The agent console's socket.io events."""
 
     def __init__(self, sio: socketio.AsyncServer, signer: SessionSigner, sessions, router: QueueRouter,
-                 pbx: PbxCommands, tracker):
+                 pbx: PbxCommands, tracker, outbound: OutboundDialler, callbacks: CallbackStore, region: str):
         self.sio = sio
         self.signer = signer
         self.sessions = sessions
         self.router = router
         self.pbx = pbx
         self.tracker = tracker
+        self.outbound = outbound
+        self.callbacks = callbacks
+        self.region = region
         self.connections: Counter[int] = Counter()
         sio.on("connect", self.connect)
         sio.on("disconnect", self.disconnect)
-        for name in ("ready", "pause", "answer", "hangup", "disposition"):
+        for name in ("ready", "pause", "answer", "hangup", "disposition", "dial", "schedule_callback"):
             sio.on(name, self._guarded(getattr(self, f"on_{name}")))
 
     async def connect(self, sid: str, environ: dict, auth: object = None) -> None:
@@ -118,6 +136,13 @@ class ConsoleEvents:
                 return {"ok": False, "error": str(exc), "id": exc.error_id}
             except _BadRequest as exc:
                 return {"ok": False, "error": str(exc), "id": "bad-request"}
+            except FieldError as exc:
+                return {"ok": False, "error": f"{exc.field}: {exc.problem}", "id": "bad-request", "field": exc.field}
+            except BadRequest as exc:  # the API's body reader, shared with the REST route
+                return {"ok": False, **json.loads(exc.text)}
+            except DialRefused as exc:
+                log.info("dial refused: %s", exc.reason, extra={"agent_id": session["agent_id"]})
+                return {"ok": False, "error": str(exc), "id": exc.error_id, "reason": exc.reason}
             except (AmiError, AmiNotConnected, TimeoutError) as exc:
                 log.warning("PBX refused a console action: %s", exc, extra={"agent_id": session["agent_id"]})
                 return {"ok": False, "error": f"the PBX did not do it: {exc}", "id": "pbx-error"}
@@ -148,9 +173,30 @@ class ConsoleEvents:
         await self.router.submit_disposition(agent_id, _text(data, "call_id", 64), _text(data, "disposition", 64),
                                              _text(data, "notes", 10_000, required=False))
 
+    async def on_dial(self, agent_id: int, data: dict) -> dict:
+        """Click to dial: `number` as typed (or picked from the pop), `customer_id` when it came from one."""
+        try:
+            call = await self.outbound.agent_call(agent_id, _text(data, "number", 32), _customer_id(data))
+        except InvalidPhoneNumber as exc:
+            raise _BadRequest(f"number: {exc}") from None
+        return {"call_id": call.call_id, "number": call.outbound.number}
+
+    async def on_schedule_callback(self, agent_id: int, data: dict) -> dict:
+        wanted = read_callback_request(data, self.region)
+        return {"callback": await schedule(self.callbacks, wanted, Access(agent_id, "console: schedule_callback"))}
+
 
 class _BadRequest(ValueError):
     pass
+
+
+def _customer_id(data: dict) -> int | None:
+    value = data.get("customer_id")
+    if value is None:
+        return None
+    if isinstance(value, bool) or not isinstance(value, int) or not 0 < value <= MAX_ID:
+        raise _BadRequest("customer_id: expected a customer id (a whole number)")
+    return value
 
 
 def _text(data: dict, key: str, limit: int, required: bool = True) -> str:

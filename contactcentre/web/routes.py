@@ -12,6 +12,7 @@ from contactcentre.crm.accounts import authenticate, get_agent
 from contactcentre.crm.models import Role
 from contactcentre.web.auth import COOKIE, Identity, SessionSigner
 from contactcentre.web.keys import SERVICES, SETTINGS, SIGNER, TEMPLATES
+from contactcentre.web.callback_routes import add_callback_routes
 from contactcentre.web.customer_routes import add_customer_routes
 from contactcentre.web.history_routes import add_history_routes
 from contactcentre.web.privacy_routes import add_privacy_routes
@@ -130,4 +131,5 @@ def add_routes(app: web.Application) -> None:
     add_ticket_routes(app)
     add_history_routes(app)
     add_privacy_routes(app)
+    add_callback_routes(app)
     app.router.add_static("/static/", WEB_DIR / "static")

@@ -17,6 +17,7 @@ from contactcentre.crm.merge import find_duplicates, merge
 from contactcentre.crm.models import (
     Address,
     AuditLog,
+    Callback,
     Consent,
     ContactPoint,
     Customer,
@@ -237,6 +238,8 @@ async def add_history(sessions, customer_id: int, tag: str) -> None:
             SurveyResponse(customer_id=customer_id, question="csat", score=5, answered_at=now),
             Consent(customer_id=customer_id, purpose="marketing", channel="email", granted=True, at=now,
                     source="import"),
+            Callback(customer_id=customer_id, number="+442079460999", due_at=now, note=f"callback {tag}",
+                     max_attempts=3, created_at=now),
         ])
 
 
@@ -245,7 +248,7 @@ async def owned(sessions, *customer_ids: int) -> dict[str, tuple[int, ...]]:
     async with sessions() as session:
         return {model.__tablename__: tuple([await session.scalar(select(func.count()).where(model.customer_id == i))
                                             for i in customer_ids])
-                for model in (Address, Transaction, Interaction, Ticket, SurveyResponse, Consent)}
+                for model in (Address, Transaction, Interaction, Ticket, SurveyResponse, Consent, Callback)}
 
 
 async def test_a_merge_keeps_every_record_of_both_customers_and_is_audited(sessions, tmp_path):

@@ -20,6 +20,8 @@ from contactcentre.crm.models import (
     Agent,
     AuditLog,
     Base,
+    Callback,
+    CallbackStatus,
     Consent,
     ContactPoint,
     Customer,
@@ -53,8 +55,10 @@ async def seed_everything(sessions, n: int, first: str, last: str, agent_id: int
     personal = [first, last, phone, email, f"{n} Quillback Mews", f"Flat {n}b Upper Storey", f"Tarnbridge{n}",
                 f"ZZ{n} 9QQ", f"AC-PRIV-{n}", f"{first} rang about the broken router {n}",
                 f"recordings/{first}-{n}.wav", f"{first} wants a refund for order {n}",
-                f"{first} said the engineer was late {n}", f"{first} was very polite {n}"]
-    (_, _, _, _, line1, line2, city, postcode, account, notes, recording, subject, ticket_note, comment) = personal
+                f"{first} said the engineer was late {n}", f"{first} was very polite {n}",
+                f"call {first} back about the refund {n}"]
+    (_, _, _, _, line1, line2, city, postcode, account, notes, recording, subject, ticket_note, comment,
+     callback_note) = personal
     call_id = f"call-{n}"
     async with sessions() as session, session.begin():
         customer = Customer(account_number=account, first_name=first, last_name=last, tier=ServiceTier.REACTIVE,
@@ -92,6 +96,9 @@ async def seed_everything(sessions, n: int, first: str, last: str, agent_id: int
             SurveyResponse(customer_id=customer.id, call_id=call_id, question="csat", score=5, comment=comment,
                            answered_at=DAY + timedelta(minutes=n + 6)),
             Consent(customer_id=customer.id, purpose="survey", channel="phone", granted=True, at=DAY, source="ivr"),
+            Callback(customer_id=customer.id, number=phone, due_at=DAY + timedelta(days=1), note=callback_note,
+                     status=CallbackStatus.SCHEDULED, attempts=0, max_attempts=3, requested_by=agent_id,
+                     created_at=DAY),
             AuditLog(at=DAY, actor_id=agent_id, action="view", entity="customer", entity_id=str(customer.id),
                      reason=f"screen pop for call {call_id}"),
         ])
@@ -150,6 +157,7 @@ async def test_export_holds_every_record_of_the_customer_and_nothing_of_another(
     assert [e["field"] for e in bundle["tickets"][0]["history"]] == ["status", "note"]
     assert bundle["survey_responses"][0]["comment"] == "Ottoline was very polite 1"
     assert [(c["purpose"], c["granted"]) for c in bundle["consents"]] == [("survey", True)]
+    assert [(c["number"], c["status"]) for c in bundle["callbacks"]] == [("+441632960101", "scheduled")]
     assert [a["action"] for a in bundle["audit"]] == ["view", "export"]
     assert found(one.personal, [text]) == set(one.personal)
     assert found(two.personal, [text]) == set()

@@ -2,6 +2,7 @@ import pytest
 
 from contactcentre.bus import Bus
 from contactcentre.crm.screenpop import ScreenPop
+from contactcentre.routing.models import Direction, LiveCall, OutboundAttempt
 from contactcentre.routing.service import QueueRouter, RoutingError
 
 
@@ -15,7 +16,7 @@ class RecordingNotifier:
     def call_offered(self, agent, call):
         self.sent.append(("pop", agent.agent_id, call.call_id))
 
-    def call_state(self, agent, call_id, state):
+    def call_state(self, agent, call_id, state, reason=""):
         self.sent.append(("call", agent.agent_id, state))
 
 
@@ -72,3 +73,34 @@ async def test_states_that_make_no_sense_are_refused():
     router.enqueue("c1", ScreenPop("+441632960101", "", None))
     with pytest.raises(RoutingError, match="cannot pause while reserved"):
         router.agent_pause(1, "lunch")
+
+
+def callback_call(call_id: str) -> LiveCall:
+    return LiveCall(call_id, None, ScreenPop("+441632960101", "", None), 1.0, direction=Direction.OUTBOUND,
+                    outbound=OutboundAttempt("+441632960101", "callback", callback_id=1))
+
+
+async def test_a_callback_goes_to_a_free_agent_only_while_no_caller_waits():
+    router = make_router(lambda: 1.0)
+    router.agent_login(1, "a", "A", "PJSIP/agent1")
+    router.agent_login(2, "b", "B", "PJSIP/agent2")
+    waiting = router.enqueue("c1", ScreenPop("+441632960102", "", None))
+    router.agent_ready(1)  # takes the waiting caller
+    assert waiting.assigned.result().agent_id == 1
+    router.enqueue("c2", ScreenPop("+441632960103", "", None))
+    assert router.free_for_outbound == 0 and router.offer_outbound(callback_call("cb1")) is None
+    router.agent_ready(2)  # takes the second caller: still nobody free
+    assert router.offer_outbound(callback_call("cb2")) is None
+
+
+async def test_an_agents_own_call_starts_from_ready_or_not_ready_and_leaves_the_queue():
+    router = make_router(lambda: 1.0)
+    router.agent_login(1, "a", "A", "PJSIP/agent1")
+    router.agent_ready(1)
+    outbound = callback_call("out1")
+    router.dial_out(1, outbound)
+    assert router.agents[1].state == "dialling" and router.free_for_outbound == 0
+    caller = router.enqueue("c1", ScreenPop("+441632960102", "", None))
+    assert not caller.assigned.done()  # a dialling agent is offered no inbound call
+    with pytest.raises(RoutingError, match="cannot dial while dialling"):
+        router.dial_out(1, callback_call("out2"))

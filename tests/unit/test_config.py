@@ -23,6 +23,10 @@ def test_environment_overrides_the_file():
     ({"CC_AMI_PORT": "http"}, "ami.port: expected a whole number, got 'http'"),
     ({"CC_AMI_PORT": "70000"}, "ami.port: expected a TCP port 0..65535, got '70000'"),
     ({"CC_DATABASE_URL": "mysql://x"}, "database.url: expected a sqlite+aiosqlite:// or postgresql+asyncpg:// URL"),
+    ({"CC_OUTBOUND_CALLER_ID": "Contact centre"}, "outbound.caller_id: expected \"Name\" <number>"),
+    ({"CC_OUTBOUND_CUSTOMER_RING_TIMEOUT": "2"}, "outbound.customer_ring_timeout: expected seconds from 5 to 120"),
+    ({"CC_CALLBACKS_MAX_ATTEMPTS": "0"}, "callbacks.max_attempts: expected a count from 1 to 10, got '0'"),
+    ({"CC_CRM_OFFERS": "offers.json"}, "crm.offers: expected a .yaml file"),
 ])
 def test_a_wrong_value_names_the_key_the_value_and_what_is_allowed(env, message):
     with pytest.raises(ConfigError) as caught:
@@ -82,3 +86,13 @@ def test_a_wrong_survey_setting_in_the_environment_is_refused(env, message):
     with pytest.raises(ConfigError) as caught:
         Settings.load(env=env)
     assert str(caught.value).startswith(message)
+
+
+def test_a_broken_offers_file_stops_start_up_naming_it(tmp_path):
+    from contactcentre.app import create_app
+
+    bad = tmp_path / "offers.yaml"
+    bad.write_text("offers:\n  - {id: a, title: A, why: w, when: {tier: [gold]}}\n")
+    settings = Settings.load(env={"CC_CRM_OFFERS": str(bad)})
+    with pytest.raises(ConfigError, match=r"crm.offers: .*offers.yaml: offer 1 \(a\): when.tier"):
+        create_app(settings)
