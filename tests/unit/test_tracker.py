@@ -91,7 +91,7 @@ def placed_call_events(customer_answers: bool) -> list[tuple[str, list[tuple[str
 
 @pytest.mark.parametrize("customer_answers", [True, False])
 def test_a_placed_call_follows_the_agents_leg_and_the_customer_it_dials(customer_answers):
-    from contactcentre.telephony.ami.protocol import AmiMessage
+    from contactcentre.telephony.ami.protocol import parse_message
     from contactcentre.telephony.events import AgentLegEnded, AgentLegRinging, OutboundDialEnded
 
     bus = Bus()
@@ -102,7 +102,7 @@ def test_a_placed_call_follows_the_agents_leg_and_the_customer_it_dials(customer
     tracker = CallTracker(bus, clock=lambda: clock[0])
     for name, headers in placed_call_events(customer_answers):
         clock[0] += 1.0
-        tracker.handle(AmiMessage("event", name, [("Event", name), *headers]))
+        tracker.handle(parse_message("\r\n".join(f"{k}: {v}" for k, v in [("Event", name), *headers])))
 
     assert [(type(e).__name__, getattr(e, "device", getattr(e, "status", ""))) for e in seen[:-1]] == [
         ("AgentLegRinging", "PJSIP/agent1"), ("AgentLegAnswered", "PJSIP/agent1"),
