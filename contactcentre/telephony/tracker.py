@@ -192,6 +192,10 @@ class CallTracker:
         self._bridges: dict[str, set[str]] = {}  # bridge id -> uniqueids in it
         self._bridge_of: dict[str, str] = {}  # uniqueid -> bridge id
         self._leg: dict[str, str] = {}  # uniqueid -> agent leg identity, where it is not the device
+        # Kept beside the calls so the per-event paths stay one lookup: the first channel of each
+        # placed call, and every channel that is some call's party (the customer's side).
+        self._placed: dict[str, Call] = {}
+        self._parties: set[str] = set()
         self._resync_items: dict[str, list[AmiMessage]] = {}  # ActionID -> CoreShowChannel items (replay)
         self._handlers: dict[type, Callable] = {
             ev.Newchannel: self._on_newchannel,
@@ -264,6 +268,10 @@ class CallTracker:
             inbound = first and (state == STATE_RING or adopted)
             call = Call(call_id, now, number, caller_name, inbound, placed=first and state == STATE_DOWN and not adopted,
                         party=call_id if inbound else "")
+            if inbound:
+                self._parties.add(uniqueid)
+            elif call.placed:
+                self._placed[uniqueid] = call
             self.calls[call_id] = call
             call.channels[uniqueid] = channel
             if inbound:
@@ -307,6 +315,8 @@ class CallTracker:
         if channel is None:
             return
         self._by_name.pop(channel.name, None)
+        self._parties.discard(uniqueid)
+        self._placed.pop(uniqueid, None)
         affected = self._calls_bridged_with(uniqueid) | {channel.call_id}
         self._leave_bridge(uniqueid)
         call = self.calls[channel.call_id]
@@ -343,9 +353,10 @@ class CallTracker:
     def _on_dial_begin(self, event: ev.DialBegin, now: float) -> None:
         if event.channel is None:
             return
-        call = self.calls.get(event.channel.linkedid)
-        if call is not None and call.placed and not call.party and event.channel.uniqueid == call.call_id:
-            call.party = event.dest.uniqueid  # the number the agent's leg dials is who the call is with
+        placed = self._placed.get(event.channel.uniqueid)
+        if placed is not None and not placed.party:
+            placed.party = event.dest.uniqueid  # the number the agent's leg dials is who the call is with
+            self._parties.add(placed.party)
             return
         if not is_local(event.channel.name):
             return
@@ -354,10 +365,9 @@ class CallTracker:
             self._leg[event.dest.uniqueid] = member
 
     def _on_dial_end(self, event: ev.DialEnd, now: float) -> None:
-        call = self.calls.get(event.channel.linkedid) if event.channel else None
-        if call is not None and call.placed and event.channel.uniqueid == call.call_id and \
-                event.dest.uniqueid == call.party:
-            self.bus.publish(OutboundDialEnded(call.call_id, event.status, now))
+        placed = self._placed.get(event.channel.uniqueid) if event.channel else None
+        if placed is not None and event.dest.uniqueid == placed.party:
+            self.bus.publish(OutboundDialEnded(placed.call_id, event.status, now))
 
     def _local_partner(self, name: str) -> str | None:
         if not is_local(name) or name[-2:] not in (";1", ";2"):
@@ -423,7 +433,7 @@ class CallTracker:
 
     def _mark_handled(self, uniqueid: str, now: float) -> None:
         joined = self._joined(uniqueid)
-        parties = [call for u in joined if (call := self.calls[self._channels[u].call_id]).party == u]
+        parties = [self.calls[self._channels[u].call_id] for u in joined if u in self._parties]
         for call in parties:
             for identity in self._agent_legs(joined):
                 call.legs.setdefault(identity, Leg(identity, now)).connect(now)
@@ -431,7 +441,7 @@ class CallTracker:
     def _agent_legs(self, joined: set[str]) -> set[str]:
         """The agent legs among these channels: every phone leg that is not some call's party."""
         return {self.leg_identity(u) for u in joined
-                if not is_local(self._channels[u].name) and self.calls[self._channels[u].call_id].party != u}
+                if u not in self._parties and not is_local(self._channels[u].name)}
 
     def _calls_bridged_with(self, uniqueid: str) -> set[str]:
         members = self._bridges.get(self._bridge_of.get(uniqueid, ""), ())
