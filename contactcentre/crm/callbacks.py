@@ -41,7 +41,6 @@ class DueCallback:
     customer_id: int
     number: str
     note: str | None
-    attempt: int  # this try's number, from 1
 
 
 class CallbackStore:
@@ -92,8 +91,7 @@ class CallbackStore:
                 .order_by(Callback.due_at, Callback.id).limit(limit).with_for_update(skip_locked=True))).all()
             for callback in due:
                 callback.status = CallbackStatus.DIALLING
-                claimed.append(DueCallback(callback.id, callback.customer_id, callback.number, callback.note,
-                                           callback.attempts + 1))
+                claimed.append(DueCallback(callback.id, callback.customer_id, callback.number, callback.note))
         return claimed
 
     async def recheck(self, due: DueCallback, now: datetime | None = None) -> DialPermit:

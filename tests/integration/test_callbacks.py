@@ -227,3 +227,23 @@ async def test_an_agent_schedules_a_callback_from_the_console_for_the_customer_o
     assert (bad["id"], bad["error"]) == ("bad-request", "due_at: 'soon' is not an ISO date and time such as "
                                                        "2024-03-01T14:30:00Z")
     call.caller_hangup()
+
+
+async def test_a_try_cut_short_by_a_stop_is_due_again_and_claimed_once(sessions):
+    from contactcentre.crm.audit import Access
+    from contactcentre.crm.callbacks import CallbackStore
+
+    customer = await add_customer(sessions, "Jane", "Smith", JANE, ServiceTier.BASIC)
+    store = CallbackStore(sessions, 3, timedelta(minutes=15))
+    who = Access(None, "test")
+    scheduled = await store.schedule(JANE, datetime.now(UTC) - timedelta(minutes=1), "after lunch", who)
+    later = await store.schedule(JANE, datetime.now(UTC) + timedelta(hours=1), None, who)
+
+    assert [c.id for c in await store.claim_due(5)] == [scheduled.id]  # only what is due
+    assert await store.claim_due(5) == []  # being dialled: not handed out twice
+    assert await store.release_stale() == 1  # the server stopped mid-try
+    [again] = await store.claim_due(5)
+    assert (again.id, again.customer_id, again.note) == (scheduled.id, customer.id, "after lunch")
+    assert await store.record(again.id, "no-answer", "the customer did not answer", "cc-out-1") is \
+        CallbackStatus.SCHEDULED
+    assert later.status is CallbackStatus.SCHEDULED
