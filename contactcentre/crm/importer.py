@@ -52,7 +52,7 @@ from datetime import UTC, date, datetime, time
 from decimal import Decimal, InvalidOperation
 from pathlib import Path
 
-from sqlalchemy import insert, select
+from sqlalchemy import ARRAY, ColumnElement, any_, insert, literal, select, text
 from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 
 from contactcentre.crm.fields import FieldError, email_address, language_tag, phone_number
@@ -72,7 +72,7 @@ TRANSACTION_KINDS = ("order", "payment", "refund")
 
 # Rows per transaction: large enough that the per-statement overhead vanishes,
 # small enough that the IN (...) lists of the duplicate checks stay far below
-# SQLite's 32,766 and asyncpg's 32,767 bound-parameter limits.
+# SQLite's 32,766 bound-parameter limit (PostgreSQL gets one array; see _one_of).
 BATCH = 1000
 
 CURRENCY = re.compile(r"^[A-Z]{3}$")
@@ -341,14 +341,60 @@ def _customer_keys(customer: _NewCustomer) -> list[tuple[str, str]]:
     return keys
 
 
+# -- the store ----------------------------------------------------------------------------------------------------
+
+def _one_of(session: AsyncSession, column, values: Iterable[str]) -> ColumnElement[bool]:
+    """`column IN values`; on PostgreSQL `column = ANY(one array parameter)`.
+
+    An IN list is one bound parameter per value: SQLAlchemy expands it on each
+    run, asyncpg encodes each value as a parameter of its own, and each new
+    list length is a new statement to prepare. Over a 30,000-row import that
+    was 37% of the importer's CPU on PostgreSQL (4.8 s against 3.0 s). One
+    array parameter is one statement whatever the batch holds. SQLite keeps
+    the IN list: it has no arrays, and its planner probes the index for each
+    value anyway.
+    """
+    values = list(values)
+    if session.bind.dialect.name == "postgresql":
+        return column == any_(literal(values, ARRAY(column.type)))
+    return column.in_(values)
+
+
+async def _analyze(sessions: async_sessionmaker, *tables: str) -> None:
+    """Give PostgreSQL's planner statistics about the tables being filled (SQLite's needs none).
+
+    Without them (autovacuum off, or a minute behind) PostgreSQL plans the
+    duplicate check for a near-empty table: it reads every phone of the store
+    through the `kind` prefix of the (kind, value) index and compares each
+    with the batch's 1,500 numbers one by one. After five runs it keeps that
+    plan as the statement's generic plan, so each batch's check grew with the
+    store: 0.5 s at 9,000 phones, a 100,000-row import took 163 s or more.
+    ANALYZE also invalidates the plans made before it.
+    """
+    async with sessions() as session:
+        if session.bind.dialect.name != "postgresql":
+            return
+        await session.execute(text(f"ANALYZE {', '.join(tables)}"))  # our own table names, never input
+        await session.commit()
+
+
 # -- customers ----------------------------------------------------------------------------------------------------
 
 async def _in_batches(rows: list[_Row], header: list[str], check: Callable[[_Row], object],
-                      store: Callable[[list], Awaitable[int]], report: ImportReport, progress: Progress) -> ImportReport:
-    """Check and store a batch at a time, so a bad row costs only itself and memory stays bounded."""
+                      store: Callable[[list], Awaitable[int]], report: ImportReport, progress: Progress,
+                      analyze: Callable[[], Awaitable[None]]) -> ImportReport:
+    """Check and store a batch at a time, so a bad row costs only itself and memory stays bounded.
+
+    `analyze` runs after the first batch and whenever the rows imported have
+    doubled since: 7 times for 100,000 rows.
+    """
+    analyze_at = 1
     for start in range(0, len(rows), BATCH):
         good = _checked(rows[start:start + BATCH], header, check, report)
         report.imported += await store(good)
+        if report.imported >= analyze_at:
+            await analyze()
+            analyze_at = 2 * report.imported
         progress(min(start + BATCH, len(rows)), len(rows))
     report.rejected.sort(key=lambda r: r.line)
     return report
@@ -367,7 +413,7 @@ async def import_customers(sessions: async_sessionmaker, path: Path, default_reg
         return customer
 
     return await _in_batches(rows, header, check, lambda good: _store_customers(sessions, good, report), report,
-                             progress)
+                             progress, lambda: _analyze(sessions, "customers", "contact_points", "addresses"))
 
 
 async def _store_customers(sessions: async_sessionmaker, customers: list[_NewCustomer], report: ImportReport) -> int:
@@ -385,7 +431,7 @@ async def _not_in_store(session: AsyncSession, customers: list[_NewCustomer],
                         report: ImportReport) -> list[_NewCustomer]:
     accounts = {c.values["account_number"] for c in customers}
     taken_accounts = set(await session.scalars(
-        select(Customer.account_number).where(Customer.account_number.in_(accounts))))
+        select(Customer.account_number).where(_one_of(session, Customer.account_number, accounts))))
     wanted = {"phone": {number for c in customers for number in c.phones},
               "email": {c.email for c in customers if c.email}}
     owners = {}
@@ -395,7 +441,7 @@ async def _not_in_store(session: AsyncSession, customers: list[_NewCustomer],
         # kind first: the unique index is on (kind, value), so this is an index lookup, not a table scan
         owners.update({(kind, value): account for value, account in await session.execute(
             select(ContactPoint.value, Customer.account_number).join(Customer, ContactPoint.customer_id == Customer.id)
-            .where(ContactPoint.kind == kind, ContactPoint.value.in_(values)))})
+            .where(ContactPoint.kind == kind, _one_of(session, ContactPoint.value, values)))})
     fresh = []
     for customer in customers:
         try:
@@ -425,7 +471,7 @@ async def _insert_customers(session: AsyncSession, customers: list[_NewCustomer]
     # ORM's bulk path, which costs another 20% in per-row bookkeeping we do not need.
     await session.execute(insert(Customer.__table__), [c.values for c in customers])
     ids = dict((await session.execute(select(Customer.account_number, Customer.id).where(
-        Customer.account_number.in_([c.values["account_number"] for c in customers])))).all())
+        _one_of(session, Customer.account_number, [c.values["account_number"] for c in customers])))).all())
     points, addresses = [], []
     for customer in customers:
         customer_id = ids[customer.values["account_number"]]
@@ -455,7 +501,7 @@ async def import_transactions(sessions: async_sessionmaker, path: Path,
         return transaction
 
     return await _in_batches(rows, header, check, lambda good: _store_transactions(sessions, good, report), report,
-                             progress)
+                             progress, lambda: _analyze(sessions, "transactions"))
 
 
 async def _store_transactions(sessions: async_sessionmaker, transactions: list[_NewTransaction],
@@ -465,9 +511,9 @@ async def _store_transactions(sessions: async_sessionmaker, transactions: list[_
     async with sessions() as session, session.begin():
         customer_ids = dict((await session.execute(
             select(Customer.account_number, Customer.id)
-            .where(Customer.account_number.in_({t.account_number for t in transactions})))).all())
+            .where(_one_of(session, Customer.account_number, {t.account_number for t in transactions})))).all())
         taken = set(await session.scalars(select(Transaction.reference).where(
-            Transaction.reference.in_({t.values["reference"] for t in transactions}))))
+            _one_of(session, Transaction.reference, {t.values["reference"] for t in transactions}))))
         rows = []
         for transaction in transactions:
             try:

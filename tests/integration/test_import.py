@@ -10,7 +10,8 @@ from datetime import UTC, datetime
 from decimal import Decimal
 from pathlib import Path
 
-from sqlalchemy import func, select
+import pytest
+from sqlalchemy import event, func, select, text
 
 from contactcentre.crm.importer import import_customers, import_transactions
 from contactcentre.crm.merge import find_duplicates, merge
@@ -158,6 +159,46 @@ AC2,T10,order,3,EUR,2024-03-02T09:00:00Z,{not json
     # stored in UTC: SQLite would otherwise keep 16:30 and lose the +02:00
     assert stored[0].occurred_at.replace(tzinfo=UTC) == datetime(2024, 3, 1, 14, 30, tzinfo=UTC)
     assert stored[1].occurred_at.replace(tzinfo=UTC) == datetime(2024, 3, 2, 9, 0, tzinfo=UTC)
+
+
+def customers_file(tmp_path: Path, name: str, first: int, count: int) -> Path:
+    rows = [f"P{n},Uma,Nair,,,,020 7946 {n:04d},uma.{n}@example.org,,,,,," for n in range(first, first + count)]
+    return write(tmp_path, name, "\n".join([HEADER, *rows]) + "\n")
+
+
+@pytest.mark.parametrize("database_url", ["postgresql"], indirect=True)
+async def test_duplicate_checks_send_the_same_statements_whatever_the_batch_holds(sessions, tmp_path):
+    # One array parameter per check, not one parameter per value: PostgreSQL
+    # (asyncpg) prepares each distinct statement text once per connection.
+    sent: list[set[str]] = []
+
+    def catch(_conn, _cursor, statement, _parameters, _context, _many):
+        if statement.startswith("SELECT"):
+            sent[-1].add(statement)
+
+    engine = sessions.kw["bind"]
+    event.listen(engine.sync_engine, "before_cursor_execute", catch)
+    for first, count in ((0, 3), (3, 7)):
+        sent.append(set())
+        report = await import_customers(sessions, customers_file(tmp_path, f"{count}.csv", first, count), "GB")
+        assert report.imported == count
+    event.remove(engine.sync_engine, "before_cursor_execute", catch)
+
+    assert len(sent[0]) == 3 and sent[0] == sent[1]  # account numbers; phones and e-mails; the new ids
+
+
+@pytest.mark.parametrize("database_url", ["postgresql"], indirect=True)
+async def test_an_import_leaves_postgresql_statistics_on_the_tables_it_filled(sessions, tmp_path):
+    # Without them PostgreSQL plans the duplicate checks for empty tables, and
+    # each batch's check then reads every phone already imported.
+    await import_customers(sessions, customers_file(tmp_path, "customers.csv", 0, 5), "GB")
+    await import_transactions(sessions, write(tmp_path, "transactions.csv", (
+        "account_number,reference,kind,amount,currency,occurred_at,items\n"
+        "P1,T1,order,49.90,GBP,2024-03-01T14:30:00Z,\n")))
+    async with sessions() as session:
+        analyzed = set(await session.scalars(text(
+            "SELECT relname FROM pg_stat_user_tables WHERE last_analyze IS NOT NULL")))
+    assert {"customers", "contact_points", "transactions"} <= analyzed
 
 
 def run_cli(*args: str, database: Path) -> subprocess.CompletedProcess:
