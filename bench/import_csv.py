@@ -2,6 +2,7 @@
 
     python bench/import_csv.py                 # 100,000 rows, SQLite, then PostgreSQL if reachable
     python bench/import_csv.py --rows 10000 --no-postgres
+    python bench/import_csv.py --profile       # and the top of a cProfile of each import
 
 The bench writes a customers CSV into a temporary directory: every row has a
 London number in national form (so each one goes through phonenumbers), half
@@ -16,10 +17,14 @@ from __future__ import annotations
 
 import argparse
 import asyncio
+import cProfile
 import csv
+import os
+import pstats
 import sys
 import tempfile
 import time
+from datetime import UTC, datetime
 from pathlib import Path
 
 ROOT = Path(__file__).resolve().parent.parent
@@ -28,7 +33,14 @@ sys.path.insert(0, str(ROOT))  # run from a checkout without installing the pack
 import asyncpg  # noqa: E402
 from sqlalchemy.engine import make_url  # noqa: E402
 
-from contactcentre.crm.importer import CUSTOMER_COLUMNS, ImportReport, import_customers  # noqa: E402
+from contactcentre.crm.importer import (  # noqa: E402
+    CUSTOMER_COLUMNS,
+    ImportReport,
+    RowError,
+    check_customer,
+    import_customers,
+    read_table,
+)
 from contactcentre.crm.seed import FIRST, LAST  # noqa: E402
 from contactcentre.crm.store import create_engine, session_factory, upgrade  # noqa: E402
 
@@ -66,15 +78,34 @@ def _row(n: int) -> list[str]:
             "GB"]
 
 
-async def timed_import(url: str, path: Path) -> tuple[float, ImportReport]:
+def checked_only(path: Path) -> tuple[float, int]:
+    """Seconds to read the file and check every row with no store (the baseline), and the rows rejected."""
+    started, today, rejected = time.perf_counter(), datetime.now(UTC), 0
+    for row in read_table(path, CUSTOMER_COLUMNS)[1]:
+        try:
+            check_customer(row, "GB", today)
+        except RowError:
+            rejected += 1
+    return time.perf_counter() - started, rejected
+
+
+async def timed_import(url: str, path: Path, profile: bool) -> tuple[float, ImportReport]:
     await upgrade(url)
     engine = create_engine(url)
+    profiler = cProfile.Profile() if profile else None
     try:
         started = time.perf_counter()
+        if profiler:
+            profiler.enable()
         report = await import_customers(session_factory(engine), path, "GB")
-        return time.perf_counter() - started, report
+        seconds = time.perf_counter() - started
     finally:
+        if profiler:
+            profiler.disable()
         await engine.dispose()
+    if profiler:
+        pstats.Stats(profiler).sort_stats("cumulative").print_stats(25)
+    return seconds, report
 
 
 async def fresh_postgres() -> bool:
@@ -100,24 +131,30 @@ async def fresh_postgres() -> bool:
     return True
 
 
-def show(name: str, seconds: float, report: ImportReport) -> None:
+def show(name: str, seconds: float, report: ImportReport, baseline: float) -> None:
     print(f"{name:10} {report.rows:>9,} rows  {report.imported:>9,} imported  {len(report.rejected):>3} rejected  "
-          f"{seconds:6.1f} s  {report.rows / seconds:>8,.0f} rows/s")
+          f"{seconds:6.1f} s  {report.rows / seconds:>8,.0f} rows/s  {seconds / baseline:4.1f}x the baseline  "
+          f"load average {os.getloadavg()[0]:.1f}")
 
 
 async def main(args: argparse.Namespace) -> None:
     with tempfile.TemporaryDirectory() as directory:
         path = Path(directory) / "customers.csv"
         write_customers(path, args.rows)
-        print(f"{path.stat().st_size / 2**20:.1f} MiB, {args.rows + len(BAD_ROWS):,} rows")
-        show("SQLite", *await timed_import(f"sqlite+aiosqlite:///{Path(directory) / 'bench.db'}", path))
+        print(f"{path.stat().st_size / 2**20:.1f} MiB, {args.rows + len(BAD_ROWS):,} rows; "
+              f"load average {os.getloadavg()[0]:.1f}")
+        baseline, rejected = checked_only(path)
+        print(f"baseline: read and check every row, no store: {baseline:.1f} s ({rejected} rejected)")
+        sqlite = f"sqlite+aiosqlite:///{Path(directory) / 'bench.db'}"
+        show("SQLite", *await timed_import(sqlite, path, args.profile), baseline)
         if args.no_postgres or not await fresh_postgres():
             return
-        show("PostgreSQL", *await timed_import(POSTGRES, path))
+        show("PostgreSQL", *await timed_import(POSTGRES, path, args.profile), baseline)
 
 
 if __name__ == "__main__":
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--rows", type=int, default=100_000, help="good rows to write (default: 100,000)")
     parser.add_argument("--no-postgres", action="store_true", help="SQLite only")
+    parser.add_argument("--profile", action="store_true", help="print the top of a cProfile of each import")
     asyncio.run(main(parser.parse_args()))
