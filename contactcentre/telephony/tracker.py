@@ -235,12 +235,12 @@ class CallTracker:
             self.unknown_events[name] += 1
             return
         now = self.clock()
-        snap = getattr(event, "channel", None)
+        snap = getattr(event, "channel", None) if name in TIMELINE_EVENTS else None
         known = self._channels.get(snap.uniqueid) if snap is not None else None  # before a Hangup drops it
         handler = self._handlers.get(type(event))
         if handler is not None:
             handler(event, now)
-        if name in TIMELINE_EVENTS and snap is not None:
+        if snap is not None:
             self._note(name, now, known or self._channels.get(snap.uniqueid), snap)
 
     def _note(self, name: str, now: float, channel: Channel | None, snap: ev.ChannelSnapshot) -> None:
