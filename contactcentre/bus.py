@@ -19,15 +19,17 @@ log = logging.getLogger(__name__)
 
 class Bus:
     def __init__(self) -> None:
-        self._handlers: dict[type, list[Callable]] = defaultdict(list)
+        # (handler, is a coroutine function): asked once here, not on every publish, because the
+        # telephony reader publishes on its hot path and inspect's answer is dozens of calls.
+        self._handlers: dict[type, list[tuple[Callable, bool]]] = defaultdict(list)
         self._tasks: set[asyncio.Task] = set()
 
     def subscribe(self, event_type: type, handler: Callable) -> None:
-        self._handlers[event_type].append(handler)
+        self._handlers[event_type].append((handler, inspect.iscoroutinefunction(handler)))
 
     def publish(self, event: object) -> None:
-        for handler in self._handlers.get(type(event), ()):
-            if inspect.iscoroutinefunction(handler):
+        for handler, is_coroutine in self._handlers.get(type(event), ()):
+            if is_coroutine:
                 task = asyncio.get_running_loop().create_task(self._run(handler, event))
                 self._tasks.add(task)
                 task.add_done_callback(self._tasks.discard)

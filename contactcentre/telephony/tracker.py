@@ -68,14 +68,17 @@ class Channel:
     state: int
     caller_number: str
     caller_name: str
-    device: str = ""  # device_of(name), kept because every bridge and hangup asks for it
+    # Kept because every bridge change and hangup asks: device_of(name), and whether it is a Local channel.
+    device: str = ""
+    local: bool = False
 
     def __post_init__(self) -> None:
-        self.device = device_of(self.name)
+        self.rename(self.name)
 
     def rename(self, name: str) -> None:
         self.name = name
         self.device = device_of(name)
+        self.local = is_local(name)
 
 
 @dataclass(slots=True)
@@ -144,7 +147,7 @@ class Call:
 
     def is_agent_leg(self, channel: Channel) -> bool:
         """The channel is an agent's phone on this call: a leg an inbound call dialled, or a placed call's own."""
-        if is_local(channel.name):
+        if channel.local:
             return False
         if self.inbound:
             return channel.uniqueid != self.call_id
@@ -197,58 +200,61 @@ class CallTracker:
         self._placed: dict[str, Call] = {}
         self._parties: set[str] = set()
         self._resync_items: dict[str, list[AmiMessage]] = {}  # ActionID -> CoreShowChannel items (replay)
-        self._handlers: dict[type, Callable] = {
-            ev.Newchannel: self._on_newchannel,
-            ev.Newstate: self._on_newstate,
-            ev.Rename: self._on_rename,
-            ev.HangupRequest: self._on_hangup_request,
-            ev.Hangup: self._on_hangup,
-            ev.DialBegin: self._on_dial_begin,
-            ev.DialEnd: self._on_dial_end,
-            ev.AgentCalled: self._on_agent_called,
-            ev.BridgeEnter: self._on_bridge_enter,
-            ev.BridgeLeave: self._on_bridge_leave,
-            ev.BridgeMerge: self._on_bridge_merge,
-            ev.MusicOnHoldStart: self._on_music_start,
-            ev.MusicOnHoldStop: self._on_music_stop,
+        handlers: dict[str, Callable] = {
+            "Newchannel": self._on_newchannel,
+            "Newstate": self._on_newstate,
+            "Rename": self._on_rename,
+            "HangupRequest": self._on_hangup_request,
+            "Hangup": self._on_hangup,
+            "DialBegin": self._on_dial_begin,
+            "DialEnd": self._on_dial_end,
+            "AgentCalled": self._on_agent_called,
+            "BridgeEnter": self._on_bridge_enter,
+            "BridgeLeave": self._on_bridge_leave,
+            "BridgeMerge": self._on_bridge_merge,
+            "MusicOnHoldStart": self._on_music_start,
+            "MusicOnHoldStop": self._on_music_stop,
         }
-        self._wanted = {cls.__name__ for cls in self._handlers} | TIMELINE_EVENTS
+        # Event name -> (its handler or None, whether the call's timeline keeps it): one lookup an event.
+        self._routes: dict[str, tuple[Callable | None, bool]] = {
+            name: (handlers.get(name), name in TIMELINE_EVENTS) for name in handlers.keys() | TIMELINE_EVENTS}
 
     @property
     def wanted_events(self) -> frozenset[str]:
         """The events this tracker reads; the AMI client need not parse any other."""
-        return frozenset(self._wanted)
+        return frozenset(self._routes)
 
     # -- input ------------------------------------------------------------------
 
     def handle(self, message: AmiMessage) -> None:
         """One AMI event as it arrives (the AMI client's handler)."""
         name = message.name
-        if name not in self._wanted:
+        route = self._routes.get(name)
+        if route is None:
             if name not in ev.KNOWN_EVENTS:
                 self.unknown_events[name] += 1
                 if self.resync_from_stream:
                     self._collect_list_item(message)
             return  # most events (VarSet, Newexten, RTCP ...) need no decoding here
         event = ev.decode(message)
-        if isinstance(event, ev.UnknownEvent):  # a known name without the headers it must have
+        if event.__class__ is ev.UnknownEvent:  # a known name without the headers it must have
             self.unknown_events[name] += 1
             return
+        handler, on_timeline = route
         now = self.clock()
-        snap = getattr(event, "channel", None) if name in TIMELINE_EVENTS else None
-        known = self._channels.get(snap.uniqueid) if snap is not None else None  # before a Hangup drops it
-        handler = self._handlers.get(type(event))
+        snap = getattr(event, "channel", None) if on_timeline else None
+        if snap is None:  # not kept, or with no channel of its own (a transfer names several)
+            if handler is not None:
+                handler(event, now)
+            return
+        channel = self._channels.get(snap.uniqueid)  # looked up before a Hangup drops it
         if handler is not None:
             handler(event, now)
-        if snap is not None:
-            self._note(name, now, known or self._channels.get(snap.uniqueid), snap)
-
-    def _note(self, name: str, now: float, channel: Channel | None, snap: ev.ChannelSnapshot) -> None:
-        # What the tracker holds of the channel, where it can: the event's own block is read lazily.
-        call_id, channel_name = (channel.call_id, channel.name) if channel else (snap.linkedid, snap.name)
-        call = self.calls.get(call_id)
+            channel = channel or self._channels.get(snap.uniqueid)
+        # The timeline names the channel as the tracker holds it, where it can (the event's block is read lazily).
+        call = self.calls.get(channel.call_id if channel else snap.linkedid)
         if call is not None:
-            call.timeline.append((now, name, channel_name))
+            call.timeline.append((now, name, channel.name if channel else snap.name))
 
     # -- channels ---------------------------------------------------------------
 
@@ -386,13 +392,14 @@ class CallTracker:
         if uniqueid not in self._channels:
             return
         self._leave_bridge(uniqueid)
-        self._bridges.setdefault(event.bridge_id, set()).add(uniqueid)
-        self._bridge_of[uniqueid] = event.bridge_id
+        bridge_id = event.bridge_id
+        self._bridges.setdefault(bridge_id, set()).add(uniqueid)
+        self._bridge_of[uniqueid] = bridge_id
         self._mark_handled(uniqueid, now)
 
     def _on_bridge_leave(self, event: ev.BridgeLeave, now: float) -> None:
         uniqueid = event.channel.uniqueid
-        if self._bridge_of.get(uniqueid) == event.bridge_id:
+        if uniqueid in self._bridge_of and self._bridge_of[uniqueid] == event.bridge_id:
             affected = self._calls_bridged_with(uniqueid)
             self._leave_bridge(uniqueid)
             self._refresh_legs(now, affected)
@@ -418,17 +425,20 @@ class CallTracker:
 
     def _joined(self, start: str) -> set[str]:
         """Every channel whose audio reaches `start`: through bridges and Local pairs."""
+        bridges, bridge_of, channels = self._bridges, self._bridge_of, self._channels
         seen, todo = {start}, [start]
         while todo:
             uniqueid = todo.pop()
-            neighbours = set(self._bridges.get(self._bridge_of.get(uniqueid, ""), ()))
-            channel = self._channels.get(uniqueid)
-            partner = self._local_partner(channel.name) if channel else None
-            if partner:
-                neighbours.add(partner)
-            for other in neighbours - seen:
-                seen.add(other)
-                todo.append(other)
+            neighbours: Iterable[str] = bridges.get(bridge_of[uniqueid], ()) if uniqueid in bridge_of else ()
+            channel = channels.get(uniqueid)
+            if channel is not None and channel.local:
+                partner = self._local_partner(channel.name)
+                if partner:
+                    neighbours = [*neighbours, partner]
+            for other in neighbours:
+                if other not in seen:
+                    seen.add(other)
+                    todo.append(other)
         return seen
 
     def _mark_handled(self, uniqueid: str, now: float) -> None:
@@ -440,8 +450,8 @@ class CallTracker:
 
     def _agent_legs(self, joined: set[str]) -> set[str]:
         """The agent legs among these channels: every phone leg that is not some call's party."""
-        return {self.leg_identity(u) for u in joined
-                if u not in self._parties and not is_local(self._channels[u].name)}
+        legs, parties, channels = self._leg, self._parties, self._channels
+        return {legs.get(u) or channels[u].device for u in joined if u not in parties and not channels[u].local}
 
     def _calls_bridged_with(self, uniqueid: str) -> set[str]:
         members = self._bridges.get(self._bridge_of.get(uniqueid, ""), ())

@@ -1,4 +1,4 @@
-"""Typed AMI events: what Asterisk sent, as dataclasses; anything else kept whole."""
+"""Typed AMI events: what Asterisk sent, as read-only typed views; anything else kept whole."""
 
 import pytest
 
@@ -75,3 +75,39 @@ def test_a_channel_snapshot_cannot_be_changed():
         snap.uniqueid = "2.2"
     assert snap.state == 6 and snap == ev.snapshot(parse_message("Event: Hangup\r\nUniqueid: 1.1\r\nChannelState: 6"))
     assert snap != ev.snapshot(parse_message("Event: Hangup\r\nUniqueid: 1.1\r\nChannelState: 5"))
+
+
+def test_an_event_reads_each_field_from_its_message_as_the_header_says():
+    event = ev.decode(parse_message("Event: Hangup\r\nChannel: PJSIP/a-1\r\nUniqueid: 1.1\r\nCause: 17\r\n"
+                                    "Cause-txt: User busy"))
+    assert (event.cause, event.cause_text, event.channel.name) == (17, "User busy", "PJSIP/a-1")
+    assert ev.decode(parse_message("Event: Hangup\r\nUniqueid: 1.1\r\nCause: busy")).cause == 0  # not a number
+    assert ev.decode(parse_message("Event: Hangup\r\nUniqueid: 1.1")).cause_text == ""  # absent
+
+
+def test_an_event_cannot_be_changed_and_equals_one_with_the_same_fields():
+    text = "Event: BridgeEnter\r\nBridgeUniqueid: b1\r\nBridgeNumChannels: 2\r\nUniqueid: 1.1\r\nChannel: PJSIP/a-1"
+    event, again = ev.decode(parse_message(text)), ev.decode(parse_message(text))
+    with pytest.raises(AttributeError):
+        event.bridge_id = "b2"
+    assert event == again and hash(event) == hash(again) and event.as_dict()["num_channels"] == 2
+    assert event != ev.decode(parse_message(text.replace("b1", "b2")))
+    assert event != ev.decode(parse_message(text.replace("BridgeEnter", "BridgeLeave")))
+    assert repr(event).startswith("BridgeEnter(channel=ChannelSnapshot(name='PJSIP/a-1'")
+
+
+@pytest.mark.parametrize("name", AMI_CAPTURES)
+def test_every_field_of_every_captured_event_is_its_header(name):
+    for message in iter_messages(capture(name)):
+        event = ev.decode(message) if message.kind == "event" else None
+        if event is None or isinstance(event, ev.UnknownEvent):
+            continue
+        for field in type(event).FIELDS:
+            header = vars(type(event)).get(field)
+            if isinstance(header, ev.Header):
+                raw = message.get(header.key)
+                assert getattr(event, field) == (header.convert(raw) if header.convert else raw or "")
+            else:  # a channel block: its prefix's Uniqueid is the block's
+                prefix = dict(type(event).BLOCKS)[field]
+                block = getattr(event, field)
+                assert (block.uniqueid if block else None) == message.get(prefix + "Uniqueid")

@@ -1,8 +1,14 @@
 """Typed AMI events: raw headers stop here.
 
-`decode(message)` turns an AmiMessage into one of the dataclasses below, or
+`decode(message)` turns an AmiMessage into one of the event classes below, or
 into `UnknownEvent` (kept whole, never dropped) for events we have no model of.
 Header names are Asterisk 22's, as in ../shared/ami-captures/.
+
+An event is a read-only view of its message: its channel blocks are found when
+it is decoded (an event without the block it must have is malformed), every
+other field is read from the message when it is first asked for. The tracker
+reads one or two fields of each event it decodes, and reading them all up
+front was half of what tracking a call cost (bench/ami_ingest.py).
 """
 
 from __future__ import annotations
@@ -12,6 +18,7 @@ import operator
 import re
 from collections.abc import Callable
 from dataclasses import dataclass
+from typing import Any, ClassVar
 
 from contactcentre.telephony.ami.protocol import AmiMessage
 
@@ -124,288 +131,406 @@ def snapshot(m: AmiMessage, prefix: str = "") -> ChannelSnapshot | None:
 _new_snapshot = tuple.__new__  # ChannelSnapshot(...) without the Python-level frame of its __new__
 
 
+def _int(value: str | None) -> int:
+    try:
+        return int(value or 0)
+    except ValueError:
+        return 0
+
+
+def _cid(value: str | None) -> str:
+    return "" if value is None or value == UNKNOWN_CID else value
+
+
+# -- the event classes' machinery -------------------------------------------------
+
+class Header:
+    """A field read from the event's message on each use: `Header("Cause", _int)`."""
+
+    __slots__ = ("key", "convert", "name")
+
+    def __init__(self, key: str, convert: Callable[[str | None], Any] | None = None):
+        self.key = key
+        self.convert = convert
+        self.name = key
+
+    def __set_name__(self, owner: type, name: str) -> None:
+        self.name = name
+
+    def __get__(self, event: AmiEvent | None, owner: type | None = None) -> Any:
+        if event is None:
+            return self
+        value = event[0].get(self.key)
+        return self.convert(value) if self.convert is not None else value or ""
+
+
+class AmiEvent(tuple):
+    """One typed event: a tuple (message, its channel blocks in BLOCKS order).
+
+    BLOCKS names each channel block and its header prefix; REQUIRED, the blocks
+    an event of this kind cannot be without. Both are read by `decode`.
+    """
+
+    __slots__ = ()
+    BLOCKS: ClassVar[tuple[tuple[str, str], ...]] = ()  # (field, header prefix)
+    REQUIRED: ClassVar[tuple[str, ...]] = ()
+    FIELDS: ClassVar[tuple[str, ...]] = ()  # every field, blocks first, for repr and comparisons
+
+    def __init_subclass__(cls, **kwargs: Any) -> None:
+        super().__init_subclass__(**kwargs)
+        for index, (field, _) in enumerate(cls.BLOCKS, start=1):
+            setattr(cls, field, property(operator.itemgetter(index)))
+        cls.FIELDS = tuple(field for field, _ in cls.BLOCKS) + tuple(
+            name for name, value in vars(cls).items() if isinstance(value, Header))
+
+    @property
+    def message(self) -> AmiMessage:
+        return self[0]
+
+    def as_dict(self) -> dict[str, Any]:
+        return {field: getattr(self, field) for field in self.FIELDS}
+
+    def __eq__(self, other: object) -> bool:
+        return type(other) is type(self) and self.as_dict() == other.as_dict()  # type: ignore[attr-defined]
+
+    def __ne__(self, other: object) -> bool:
+        return not self == other
+
+    def __hash__(self) -> int:
+        return hash((type(self), tuple(self.as_dict().values())))
+
+    def __repr__(self) -> str:
+        return f"{type(self).__name__}(" + ", ".join(f"{k}={v!r}" for k, v in self.as_dict().items()) + ")"
+
+
+_CHANNEL = (("channel", ""),)
+_CHANNEL_AND_DEST = (("channel", ""), ("dest", "Dest"))
+_LOCAL_PAIR = (("local_one", "LocalOne"), ("local_two", "LocalTwo"))
+
+
+def _yes(value: str | None) -> bool:
+    return (value or "").lower() in ("yes", "true", "1")
+
+
 # -- channels -------------------------------------------------------------------
 
-@dataclass(frozen=True, slots=True)
-class Newchannel:
+class Newchannel(AmiEvent):
+    __slots__ = ()
+    BLOCKS, REQUIRED = _CHANNEL, ("channel",)
     channel: ChannelSnapshot
 
 
-@dataclass(frozen=True, slots=True)
-class Newstate:
+class Newstate(AmiEvent):
+    __slots__ = ()
+    BLOCKS, REQUIRED = _CHANNEL, ("channel",)
     channel: ChannelSnapshot
 
 
-@dataclass(frozen=True, slots=True)
-class NewCallerid:
+class NewCallerid(AmiEvent):
+    __slots__ = ()
+    BLOCKS, REQUIRED = _CHANNEL, ("channel",)
     channel: ChannelSnapshot
 
 
-@dataclass(frozen=True, slots=True)
-class NewConnectedLine:
+class NewConnectedLine(AmiEvent):
+    __slots__ = ()
+    BLOCKS, REQUIRED = _CHANNEL, ("channel",)
     channel: ChannelSnapshot
 
 
-@dataclass(frozen=True, slots=True)
-class Newexten:
+class Newexten(AmiEvent):
+    __slots__ = ()
+    BLOCKS, REQUIRED = _CHANNEL, ("channel",)
     channel: ChannelSnapshot
-    application: str
-    app_data: str
+    application = Header("Application")
+    app_data = Header("AppData")
 
 
-@dataclass(frozen=True, slots=True)
-class Rename:
+class Rename(AmiEvent):
+    __slots__ = ()
+    BLOCKS, REQUIRED = _CHANNEL, ("channel",)
     channel: ChannelSnapshot  # the channel under its old name
-    new_name: str
+    new_name = Header("Newname")
 
 
-@dataclass(frozen=True, slots=True)
-class HangupRequest:
+class HangupRequest(AmiEvent):
+    __slots__ = ()
+    BLOCKS, REQUIRED = _CHANNEL, ("channel",)
     channel: ChannelSnapshot
-    cause: int
+    cause = Header("Cause", _int)
 
 
-@dataclass(frozen=True, slots=True)
-class SoftHangupRequest:
+class SoftHangupRequest(AmiEvent):
+    __slots__ = ()
+    BLOCKS, REQUIRED = _CHANNEL, ("channel",)
     channel: ChannelSnapshot
-    cause: int
+    cause = Header("Cause", _int)
 
 
-@dataclass(frozen=True, slots=True)
-class Hangup:
+class Hangup(AmiEvent):
+    __slots__ = ()
+    BLOCKS, REQUIRED = _CHANNEL, ("channel",)
     channel: ChannelSnapshot
-    cause: int
-    cause_text: str
+    cause = Header("Cause", _int)
+    cause_text = Header("Cause-txt")
 
 
-@dataclass(frozen=True, slots=True)
-class VarSet:
+class VarSet(AmiEvent):
+    __slots__ = ()
+    BLOCKS = _CHANNEL
     channel: ChannelSnapshot | None  # None for a global variable
-    variable: str
-    value: str
+    variable = Header("Variable")
+    value = Header("Value")
 
 
-@dataclass(frozen=True, slots=True)
-class UserEvent:
+class UserEvent(AmiEvent):
+    __slots__ = ()
+    BLOCKS = _CHANNEL
     channel: ChannelSnapshot | None
-    user_event: str
-    headers: tuple[tuple[str, str], ...]
+    user_event = Header("UserEvent")
+
+    @property
+    def headers(self) -> tuple[tuple[str, str], ...]:
+        return tuple(self[0].headers)
 
 
-@dataclass(frozen=True, slots=True)
-class DTMFBegin:
+class DTMFBegin(AmiEvent):
+    __slots__ = ()
+    BLOCKS, REQUIRED = _CHANNEL, ("channel",)
     channel: ChannelSnapshot
-    digit: str
-    direction: str
+    digit = Header("Digit")
+    direction = Header("Direction")
 
 
-@dataclass(frozen=True, slots=True)
-class DTMFEnd:
+class DTMFEnd(AmiEvent):
+    __slots__ = ()
+    BLOCKS, REQUIRED = _CHANNEL, ("channel",)
     channel: ChannelSnapshot
-    digit: str
-    direction: str
-    duration_ms: int
+    digit = Header("Digit")
+    direction = Header("Direction")
+    duration_ms = Header("DurationMs", _int)
 
 
-@dataclass(frozen=True, slots=True)
-class Hold:
+class Hold(AmiEvent):
+    __slots__ = ()
+    BLOCKS, REQUIRED = _CHANNEL, ("channel",)
     channel: ChannelSnapshot
-    music_class: str  # empty when Asterisk itself holds (the transferer during Atxfer)
+    music_class = Header("MusicClass")  # empty when Asterisk itself holds (the transferer during Atxfer)
 
 
-@dataclass(frozen=True, slots=True)
-class Unhold:
+class Unhold(AmiEvent):
+    __slots__ = ()
+    BLOCKS, REQUIRED = _CHANNEL, ("channel",)
     channel: ChannelSnapshot
 
 
-@dataclass(frozen=True, slots=True)
-class MusicOnHoldStart:
+class MusicOnHoldStart(AmiEvent):
+    __slots__ = ()
+    BLOCKS, REQUIRED = _CHANNEL, ("channel",)
     channel: ChannelSnapshot
-    music_class: str
+    music_class = Header("Class")
 
 
-@dataclass(frozen=True, slots=True)
-class MusicOnHoldStop:
+class MusicOnHoldStop(AmiEvent):
+    __slots__ = ()
+    BLOCKS, REQUIRED = _CHANNEL, ("channel",)
     channel: ChannelSnapshot
 
 
 # -- dialling -------------------------------------------------------------------
 
-@dataclass(frozen=True, slots=True)
-class DialBegin:
+class DialBegin(AmiEvent):
+    __slots__ = ()
+    BLOCKS, REQUIRED = _CHANNEL_AND_DEST, ("dest",)
     channel: ChannelSnapshot | None  # None when an Originate dials
     dest: ChannelSnapshot
-    dial_string: str
+    dial_string = Header("DialString")
 
 
-@dataclass(frozen=True, slots=True)
-class DialState:
+class DialState(AmiEvent):
+    __slots__ = ()
+    BLOCKS, REQUIRED = _CHANNEL_AND_DEST, ("dest",)
     channel: ChannelSnapshot | None
     dest: ChannelSnapshot
-    status: str
+    status = Header("DialStatus")
 
 
-@dataclass(frozen=True, slots=True)
-class DialEnd:
+class DialEnd(AmiEvent):
+    __slots__ = ()
+    BLOCKS, REQUIRED = _CHANNEL_AND_DEST, ("dest",)
     channel: ChannelSnapshot | None
     dest: ChannelSnapshot
-    status: str  # ANSWER, CANCEL, NOANSWER, BUSY, CHANUNAVAIL ...
+    status = Header("DialStatus")  # ANSWER, CANCEL, NOANSWER, BUSY, CHANUNAVAIL ...
 
 
 # -- bridges --------------------------------------------------------------------
 
-@dataclass(frozen=True, slots=True)
-class BridgeCreate:
-    bridge_id: str
+class BridgeCreate(AmiEvent):
+    __slots__ = ()
+    bridge_id = Header("BridgeUniqueid")
 
 
-@dataclass(frozen=True, slots=True)
-class BridgeDestroy:
-    bridge_id: str
+class BridgeDestroy(AmiEvent):
+    __slots__ = ()
+    bridge_id = Header("BridgeUniqueid")
 
 
-@dataclass(frozen=True, slots=True)
-class BridgeEnter:
-    bridge_id: str
+class BridgeEnter(AmiEvent):
+    __slots__ = ()
+    BLOCKS, REQUIRED = _CHANNEL, ("channel",)
     channel: ChannelSnapshot
-    num_channels: int
+    bridge_id = Header("BridgeUniqueid")
+    num_channels = Header("BridgeNumChannels", _int)
 
 
-@dataclass(frozen=True, slots=True)
-class BridgeLeave:
-    bridge_id: str
+class BridgeLeave(AmiEvent):
+    __slots__ = ()
+    BLOCKS, REQUIRED = _CHANNEL, ("channel",)
     channel: ChannelSnapshot
-    num_channels: int
+    bridge_id = Header("BridgeUniqueid")
+    num_channels = Header("BridgeNumChannels", _int)
 
 
-@dataclass(frozen=True, slots=True)
-class BridgeMerge:
-    to_bridge_id: str
-    from_bridge_id: str
+class BridgeMerge(AmiEvent):
+    __slots__ = ()
+    to_bridge_id = Header("ToBridgeUniqueid")
+    from_bridge_id = Header("FromBridgeUniqueid")
 
 
-@dataclass(frozen=True, slots=True)
-class LocalBridge:
+class LocalBridge(AmiEvent):
+    __slots__ = ()
+    BLOCKS, REQUIRED = _LOCAL_PAIR, ("local_one", "local_two")
     local_one: ChannelSnapshot
     local_two: ChannelSnapshot
 
 
-@dataclass(frozen=True, slots=True)
-class LocalOptimizationBegin:
+class LocalOptimizationBegin(AmiEvent):
+    __slots__ = ()
+    BLOCKS, REQUIRED = _LOCAL_PAIR, ("local_one", "local_two")
     local_one: ChannelSnapshot
     local_two: ChannelSnapshot
 
 
-@dataclass(frozen=True, slots=True)
-class LocalOptimizationEnd:
+class LocalOptimizationEnd(AmiEvent):
+    __slots__ = ()
+    BLOCKS, REQUIRED = _LOCAL_PAIR, ("local_one", "local_two")
     local_one: ChannelSnapshot
     local_two: ChannelSnapshot
-    success: bool
+    success = Header("Success", _yes)
 
 
-@dataclass(frozen=True, slots=True)
-class BlindTransfer:
-    result: str
+class BlindTransfer(AmiEvent):
+    __slots__ = ()
+    BLOCKS = (("transferer", "Transferer"), ("transferee", "Transferee"))
     transferer: ChannelSnapshot | None
     transferee: ChannelSnapshot | None
-    bridge_id: str
-    context: str
-    extension: str
+    result = Header("Result")
+    bridge_id = Header("BridgeUniqueid")
+    context = Header("Context")
+    extension = Header("Extension")
 
 
-@dataclass(frozen=True, slots=True)
-class AttendedTransfer:
-    result: str
+class AttendedTransfer(AmiEvent):
+    __slots__ = ()
+    BLOCKS = (("orig_transferer", "OrigTransferer"), ("second_transferer", "SecondTransferer"),
+              ("transferee", "Transferee"), ("transfer_target", "TransferTarget"))
     orig_transferer: ChannelSnapshot | None
     second_transferer: ChannelSnapshot | None
     transferee: ChannelSnapshot | None
     transfer_target: ChannelSnapshot | None
-    dest_type: str
-    dest_bridge_id: str
+    result = Header("Result")
+    dest_type = Header("DestType")
+    dest_bridge_id = Header("DestBridgeUniqueid")
 
 
 # -- queues (app_queue, when the PBX routes) ----------------------------------------
 
-@dataclass(frozen=True, slots=True)
-class QueueCallerJoin:
+class QueueCallerJoin(AmiEvent):
+    __slots__ = ()
+    BLOCKS, REQUIRED = _CHANNEL, ("channel",)
     channel: ChannelSnapshot
-    queue: str
-    position: int
+    queue = Header("Queue")
+    position = Header("Position", _int)
 
 
-@dataclass(frozen=True, slots=True)
-class QueueCallerLeave:
+class QueueCallerLeave(AmiEvent):
+    __slots__ = ()
+    BLOCKS, REQUIRED = _CHANNEL, ("channel",)
     channel: ChannelSnapshot
-    queue: str
-    position: int
+    queue = Header("Queue")
+    position = Header("Position", _int)
 
 
-@dataclass(frozen=True, slots=True)
-class QueueCallerAbandon:
+class QueueCallerAbandon(AmiEvent):
+    __slots__ = ()
+    BLOCKS, REQUIRED = _CHANNEL, ("channel",)
     channel: ChannelSnapshot
-    queue: str
-    position: int
+    queue = Header("Queue")
+    position = Header("Position", _int)
 
 
-@dataclass(frozen=True, slots=True)
-class AgentCalled:
-    channel: ChannelSnapshot
-    dest: ChannelSnapshot | None
-    queue: str
-    interface: str
-    member_name: str
-
-
-@dataclass(frozen=True, slots=True)
-class AgentConnect:
+class AgentCalled(AmiEvent):
+    __slots__ = ()
+    BLOCKS, REQUIRED = _CHANNEL_AND_DEST, ("channel",)
     channel: ChannelSnapshot
     dest: ChannelSnapshot | None
-    queue: str
-    interface: str
-    member_name: str
+    queue = Header("Queue")
+    interface = Header("Interface")
+    member_name = Header("MemberName")
 
 
-@dataclass(frozen=True, slots=True)
-class AgentComplete:
+class AgentConnect(AmiEvent):
+    __slots__ = ()
+    BLOCKS, REQUIRED = _CHANNEL_AND_DEST, ("channel",)
     channel: ChannelSnapshot
     dest: ChannelSnapshot | None
-    queue: str
-    interface: str
-    reason: str
-    talk_time: int
+    queue = Header("Queue")
+    interface = Header("Interface")
+    member_name = Header("MemberName")
+
+
+class AgentComplete(AmiEvent):
+    __slots__ = ()
+    BLOCKS, REQUIRED = _CHANNEL_AND_DEST, ("channel",)
+    channel: ChannelSnapshot
+    dest: ChannelSnapshot | None
+    queue = Header("Queue")
+    interface = Header("Interface")
+    reason = Header("Reason")
+    talk_time = Header("TalkTime", _int)
 
 
 # -- the PBX itself -----------------------------------------------------------------
 
-@dataclass(frozen=True, slots=True)
-class DeviceStateChange:
-    device: str
-    state: str
+class DeviceStateChange(AmiEvent):
+    __slots__ = ()
+    device = Header("Device")
+    state = Header("State")
 
 
-@dataclass(frozen=True, slots=True)
-class ContactStatus:
-    uri: str
-    status: str
-    aor: str
-    endpoint: str
+class ContactStatus(AmiEvent):
+    __slots__ = ()
+    uri = Header("URI")
+    status = Header("ContactStatus")
+    aor = Header("AOR")
+    endpoint = Header("EndpointName")
 
 
-@dataclass(frozen=True, slots=True)
-class FullyBooted:
-    status: str
+class FullyBooted(AmiEvent):
+    __slots__ = ()
+    status = Header("Status")
 
 
-@dataclass(frozen=True, slots=True)
-class Shutdown:
-    shutdown: str
-    restart: bool
+class Shutdown(AmiEvent):
+    __slots__ = ()
+    shutdown = Header("Shutdown")
+    restart = Header("Restart", lambda value: (value or "").lower() in ("true", "yes"))
 
 
-@dataclass(frozen=True, slots=True)
-class Reload:
-    module: str
-    status: str
+class Reload(AmiEvent):
+    __slots__ = ()
+    module = Header("Module")
+    status = Header("Status")
 
 
 @dataclass(frozen=True, slots=True)
@@ -418,97 +543,26 @@ class UnknownEvent:
 
 # -- decoding -------------------------------------------------------------------------
 
-def _queue_fields(m: AmiMessage) -> dict:
-    return {"channel": snapshot(m), "queue": m.get("Queue", ""), "position": _int(m.get("Position"))}
+_CLASSES: dict[str, type[AmiEvent]] = {cls.__name__: cls for cls in AmiEvent.__subclasses__()}
+KNOWN_EVENTS = frozenset(_CLASSES)
+_new_event = tuple.__new__
 
 
-def _agent_fields(m: AmiMessage) -> dict:
-    return {"channel": snapshot(m), "dest": snapshot(m, "Dest"), "queue": m.get("Queue", ""),
-            "interface": m.get("Interface", "")}
+def decode(message: AmiMessage) -> AmiEvent | UnknownEvent:
+    cls = _CLASSES.get(message.name)
+    if cls is None:
+        return UnknownEvent(message.name, tuple(message.headers))
+    blocks = cls.BLOCKS
+    if not blocks:
+        return _new_event(cls, (message,))
+    if len(blocks) == 1:  # most events: one channel block, and no tuple of blocks to build
+        channel = snapshot(message, blocks[0][1])
+        if channel is None and cls.REQUIRED:
+            return UnknownEvent(message.name, tuple(message.headers))  # malformed: kept whole, not half-read
+        return _new_event(cls, (message, channel))
+    found = [snapshot(message, prefix) for _, prefix in blocks]
+    for (field, _), block in zip(blocks, found):
+        if block is None and field in cls.REQUIRED:
+            return UnknownEvent(message.name, tuple(message.headers))
+    return _new_event(cls, (message, *found))
 
-
-_DECODERS: dict[str, Callable[[AmiMessage], object]] = {
-    "Newchannel": lambda m: Newchannel(snapshot(m)),
-    "Newstate": lambda m: Newstate(snapshot(m)),
-    "NewCallerid": lambda m: NewCallerid(snapshot(m)),
-    "NewConnectedLine": lambda m: NewConnectedLine(snapshot(m)),
-    "Newexten": lambda m: Newexten(snapshot(m), m.get("Application", ""), m.get("AppData", "")),
-    "Rename": lambda m: Rename(snapshot(m), m.get("Newname", "")),
-    "HangupRequest": lambda m: HangupRequest(snapshot(m), _int(m.get("Cause"))),
-    "SoftHangupRequest": lambda m: SoftHangupRequest(snapshot(m), _int(m.get("Cause"))),
-    "Hangup": lambda m: Hangup(snapshot(m), _int(m.get("Cause")), m.get("Cause-txt", "")),
-    "VarSet": lambda m: VarSet(snapshot(m), m.get("Variable", ""), m.get("Value", "")),
-    "UserEvent": lambda m: UserEvent(snapshot(m), m.get("UserEvent", ""), tuple(m.headers)),
-    "DTMFBegin": lambda m: DTMFBegin(snapshot(m), m.get("Digit", ""), m.get("Direction", "")),
-    "DTMFEnd": lambda m: DTMFEnd(snapshot(m), m.get("Digit", ""), m.get("Direction", ""),
-                                 _int(m.get("DurationMs"))),
-    "Hold": lambda m: Hold(snapshot(m), m.get("MusicClass", "")),
-    "Unhold": lambda m: Unhold(snapshot(m)),
-    "MusicOnHoldStart": lambda m: MusicOnHoldStart(snapshot(m), m.get("Class", "")),
-    "MusicOnHoldStop": lambda m: MusicOnHoldStop(snapshot(m)),
-    "DialBegin": lambda m: DialBegin(snapshot(m), snapshot(m, "Dest"), m.get("DialString", "")),
-    "DialState": lambda m: DialState(snapshot(m), snapshot(m, "Dest"), m.get("DialStatus", "")),
-    "DialEnd": lambda m: DialEnd(snapshot(m), snapshot(m, "Dest"), m.get("DialStatus", "")),
-    "BridgeCreate": lambda m: BridgeCreate(m.get("BridgeUniqueid", "")),
-    "BridgeDestroy": lambda m: BridgeDestroy(m.get("BridgeUniqueid", "")),
-    "BridgeEnter": lambda m: BridgeEnter(m.get("BridgeUniqueid", ""), snapshot(m), _int(m.get("BridgeNumChannels"))),
-    "BridgeLeave": lambda m: BridgeLeave(m.get("BridgeUniqueid", ""), snapshot(m), _int(m.get("BridgeNumChannels"))),
-    "BridgeMerge": lambda m: BridgeMerge(m.get("ToBridgeUniqueid", ""), m.get("FromBridgeUniqueid", "")),
-    "LocalBridge": lambda m: LocalBridge(snapshot(m, "LocalOne"), snapshot(m, "LocalTwo")),
-    "LocalOptimizationBegin": lambda m: LocalOptimizationBegin(snapshot(m, "LocalOne"), snapshot(m, "LocalTwo")),
-    "LocalOptimizationEnd": lambda m: LocalOptimizationEnd(snapshot(m, "LocalOne"), snapshot(m, "LocalTwo"),
-                                                           m.get("Success", "").lower() in ("yes", "true", "1")),
-    "BlindTransfer": lambda m: BlindTransfer(m.get("Result", ""), snapshot(m, "Transferer"),
-                                             snapshot(m, "Transferee"), m.get("BridgeUniqueid", ""),
-                                             m.get("Context", ""), m.get("Extension", "")),
-    "AttendedTransfer": lambda m: AttendedTransfer(
-        m.get("Result", ""), snapshot(m, "OrigTransferer"), snapshot(m, "SecondTransferer"),
-        snapshot(m, "Transferee"), snapshot(m, "TransferTarget"), m.get("DestType", ""),
-        m.get("DestBridgeUniqueid", "")),
-    "QueueCallerJoin": lambda m: QueueCallerJoin(**_queue_fields(m)),
-    "QueueCallerLeave": lambda m: QueueCallerLeave(**_queue_fields(m)),
-    "QueueCallerAbandon": lambda m: QueueCallerAbandon(**_queue_fields(m)),
-    "AgentCalled": lambda m: AgentCalled(**_agent_fields(m), member_name=m.get("MemberName", "")),
-    "AgentConnect": lambda m: AgentConnect(**_agent_fields(m), member_name=m.get("MemberName", "")),
-    "AgentComplete": lambda m: AgentComplete(**_agent_fields(m), reason=m.get("Reason", ""),
-                                             talk_time=_int(m.get("TalkTime"))),
-    "DeviceStateChange": lambda m: DeviceStateChange(m.get("Device", ""), m.get("State", "")),
-    "ContactStatus": lambda m: ContactStatus(m.get("URI", ""), m.get("ContactStatus", ""), m.get("AOR", ""),
-                                             m.get("EndpointName", "")),
-    "FullyBooted": lambda m: FullyBooted(m.get("Status", "")),
-    "Shutdown": lambda m: Shutdown(m.get("Shutdown", ""), m.get("Restart", "").lower() in ("true", "yes")),
-    "Reload": lambda m: Reload(m.get("Module", ""), m.get("Status", "")),
-}
-# The channel blocks an event must have; one without is malformed and kept as unknown.
-_REQUIRED: dict[str, tuple[str, ...]] = {
-    **{name: ("channel",) for name in _DECODERS if name not in {
-        "VarSet", "UserEvent", "BridgeCreate", "BridgeDestroy", "BridgeMerge", "DeviceStateChange", "ContactStatus",
-        "FullyBooted", "Shutdown", "Reload", "LocalBridge", "LocalOptimizationBegin", "LocalOptimizationEnd",
-        "BlindTransfer", "AttendedTransfer", "DialBegin", "DialState", "DialEnd"}},
-    **{name: ("dest",) for name in ("DialBegin", "DialState", "DialEnd")},
-    **{name: ("local_one", "local_two") for name in ("LocalBridge", "LocalOptimizationBegin", "LocalOptimizationEnd")},
-}
-KNOWN_EVENTS = frozenset(_DECODERS)
-
-
-def decode(message: AmiMessage) -> object:
-    name = message.name
-    decoder = _DECODERS.get(name)
-    if decoder is None:
-        return UnknownEvent(name, tuple(message.headers))
-    event = decoder(message)
-    for field in _REQUIRED.get(name, ()):
-        if getattr(event, field) is None:
-            return UnknownEvent(name, tuple(message.headers))  # malformed: kept whole, not half-read
-    return event
-
-
-def _int(value: str | None) -> int:
-    try:
-        return int(value or 0)
-    except ValueError:
-        return 0
-
-
-def _cid(value: str | None) -> str:
-    return "" if value is None or value == UNKNOWN_CID else value

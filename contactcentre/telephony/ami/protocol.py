@@ -59,12 +59,24 @@ class AmiMessage:
         return self._exact
 
     def get(self, key: str, default: str | None = None) -> str | None:
-        """The first value of `key`; Asterisk's spelling is tried first, then any case."""
-        if self._headers is None:  # only the text so far: look in it before splitting it
-            value = self.find(key)
-            if value is not None:
-                return value
-            if key.lower() not in self._text.lower():
+        """The first value of `key`; Asterisk's spelling is tried first, then any case.
+
+        While the message is only text, a header written as Asterisk writes it
+        (`\\r\\nKey: value`) is found in the text without splitting it: a
+        decoder reads a handful of an event's twenty-odd headers, and splitting
+        them all costs more than the rest of decoding (bench/ami_ingest.py).
+        Not found so does not prove the header absent (another spelling, no
+        space after the colon): then the message is split and looked at again.
+        """
+        if self._headers is None:
+            text = self._text
+            needle = _NEEDLES.get(key) or _needle(key)
+            start = text.find(needle)
+            if start >= 0:
+                start += len(needle)
+                stop = text.find("\r\n", start)
+                return text[start:] if stop < 0 else text[start:stop]
+            if key.lower() not in text.lower():
                 return default  # not there in any spelling: no need to split the message
         value = self.fields().get(key)
         if value is not None:
@@ -75,24 +87,6 @@ class AmiMessage:
                 lower.setdefault(k.lower(), v)
             self._lower = lower
         return self._lower.get(key.lower(), default)
-
-    def find(self, key: str) -> str | None:
-        """The first value of a header written as Asterisk writes it (`\\r\\nKey: value`), or None.
-
-        Found in the text without splitting it: a decoder reads a handful of an
-        event's twenty-odd headers, and splitting them all costs more than the
-        rest of the decoding (bench/ami_ingest.py). None does not prove the
-        header absent (another spelling, no space after the colon): `get` then
-        splits the message and looks again.
-        """
-        text = self._text
-        needle = _NEEDLES.get(key) or _needle(key)
-        start = text.find(needle)
-        if start < 0:
-            return None
-        start += len(needle)
-        stop = text.find("\r\n", start)
-        return text[start:] if stop < 0 else text[start:stop]
 
     @property
     def text(self) -> str:
@@ -117,7 +111,7 @@ class AmiMessage:
         return f"AmiMessage({self.kind}, {self.name!r})"
 
 
-_NEEDLES: dict[str, str] = {}  # header name -> how its line starts, for AmiMessage.find
+_NEEDLES: dict[str, str] = {}  # header name -> how its line starts, for AmiMessage.get
 
 
 def _needle(key: str) -> str:
