@@ -175,7 +175,8 @@ class CallStats:
         self.calls += 1
         if call.handled_by:
             self.answered += 1
-            self.agents.update(set(call.handled_by))
+            for identity in call.legs:  # each agent leg once, however often it came back to the caller
+                self.agents[identity] += 1
         elif call.caller_hung_up or call.end_reason == LINK_DOWN_REASON:
             self.abandoned += 1
 
@@ -459,7 +460,11 @@ class CallTracker:
 
     def _refresh_legs(self, now: float, call_ids: set[str]) -> None:
         """A channel left a bridge or hung up: legs of these calls no longer joined to their caller stop talking."""
-        for call in (self.calls[c] for c in call_ids if c in self.calls):
+        calls = self.calls
+        for call_id in call_ids:
+            call = calls.get(call_id)
+            if call is None or not call.legs:
+                continue
             talking = [leg for leg in call.legs.values() if leg.connected_since is not None]
             if not talking:
                 continue

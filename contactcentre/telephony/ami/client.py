@@ -69,10 +69,19 @@ class _AmiProtocol(asyncio.Protocol):
         client.last_received = self._loop.time()
         if client.recorder is not None:
             client.recorder.write(data)
-        # While an action waits, every message may be its answer (list items are events): parse all.
-        wanted = None if client._pending or client._awaited else client._wanted
-        for message in self._parser.feed(data, wanted):
-            client._dispatch(message)
+        if client._pending or client._awaited:
+            # While an action waits, every message may be its answer (list items are events): parse all.
+            for message in self._parser.feed(data):
+                client._dispatch(message)
+            return
+        # Nothing waits, so nothing read here can answer an action (one sent by a handler meanwhile is
+        # answered in a later read): events go straight to the handlers.
+        hand_on, dispatch = client._hand_on, client._dispatch
+        for message in self._parser.feed(data, client._wanted):
+            if message.kind == "event":
+                hand_on(message)
+            else:
+                dispatch(message)
 
     @property
     def skipped(self) -> Counter[bytes]:

@@ -14,6 +14,7 @@ front was half of what tracking a call cost (bench/ami_ingest.py).
 from __future__ import annotations
 
 import functools
+import itertools
 import operator
 import re
 from collections.abc import Callable
@@ -45,48 +46,45 @@ class ChannelSnapshot(tuple):
 
     uniqueid: str = property(operator.itemgetter(2))  # type: ignore[assignment]
 
-    def _get(self, key: str) -> str | None:
-        return self[0].get(self[1] + key)
-
     @property
     def name(self) -> str:
-        return self._get("Channel") or ""
+        return self[0].get(self[1] + "Channel") or ""
 
     @property
     def linkedid(self) -> str:
-        return self._get("Linkedid") or self.uniqueid
+        return self[0].get(self[1] + "Linkedid") or self.uniqueid
 
     @property
     def state(self) -> int:
-        return _int(self._get("ChannelState"))
+        return _int(self[0].get(self[1] + "ChannelState"))
 
     @property
     def caller_num(self) -> str:
-        return _cid(self._get("CallerIDNum"))
+        return _cid(self[0].get(self[1] + "CallerIDNum"))
 
     @property
     def caller_name(self) -> str:
-        return _cid(self._get("CallerIDName"))
+        return _cid(self[0].get(self[1] + "CallerIDName"))
 
     @property
     def connected_num(self) -> str:
-        return _cid(self._get("ConnectedLineNum"))
+        return _cid(self[0].get(self[1] + "ConnectedLineNum"))
 
     @property
     def connected_name(self) -> str:
-        return _cid(self._get("ConnectedLineName"))
+        return _cid(self[0].get(self[1] + "ConnectedLineName"))
 
     @property
     def context(self) -> str:
-        return self._get("Context") or ""
+        return self[0].get(self[1] + "Context") or ""
 
     @property
     def exten(self) -> str:
-        return self._get("Exten") or ""
+        return self[0].get(self[1] + "Exten") or ""
 
     @property
     def priority(self) -> int:
-        return _int(self._get("Priority"))
+        return _int(self[0].get(self[1] + "Priority"))
 
     def as_tuple(self) -> tuple:
         """Every field, in FIELDS order: one pass over the block when it is written as Asterisk writes it."""
@@ -175,11 +173,15 @@ class AmiEvent(tuple):
     BLOCKS: ClassVar[tuple[tuple[str, str], ...]] = ()  # (field, header prefix)
     REQUIRED: ClassVar[tuple[str, ...]] = ()
     FIELDS: ClassVar[tuple[str, ...]] = ()  # every field, blocks first, for repr and comparisons
+    PREFIXES: ClassVar[tuple[str, ...]] = ()  # BLOCKS' prefixes, and where the REQUIRED ones sit in the tuple
+    REQUIRED_AT: ClassVar[tuple[int, ...]] = ()
 
     def __init_subclass__(cls, **kwargs: Any) -> None:
         super().__init_subclass__(**kwargs)
         for index, (field, _) in enumerate(cls.BLOCKS, start=1):
             setattr(cls, field, property(operator.itemgetter(index)))
+        cls.PREFIXES = tuple(prefix for _, prefix in cls.BLOCKS)
+        cls.REQUIRED_AT = tuple(index for index, (field, _) in enumerate(cls.BLOCKS, start=1) if field in cls.REQUIRED)
         cls.FIELDS = tuple(field for field, _ in cls.BLOCKS) + tuple(
             name for name, value in vars(cls).items() if isinstance(value, Header))
 
@@ -560,9 +562,9 @@ def decode(message: AmiMessage) -> AmiEvent | UnknownEvent:
         if channel is None and cls.REQUIRED:
             return UnknownEvent(message.name, tuple(message.headers))  # malformed: kept whole, not half-read
         return _new_event(cls, (message, channel))
-    found = [snapshot(message, prefix) for _, prefix in blocks]
-    for (field, _), block in zip(blocks, found):
-        if block is None and field in cls.REQUIRED:
+    found = (message, *map(snapshot, itertools.repeat(message), cls.PREFIXES))
+    for index in cls.REQUIRED_AT:
+        if found[index] is None:
             return UnknownEvent(message.name, tuple(message.headers))
-    return _new_event(cls, (message, *found))
+    return _new_event(cls, found)
 
