@@ -69,11 +69,8 @@ class Channel:
     caller_number: str
     caller_name: str
     # Kept because every bridge change and hangup asks: device_of(name), and whether it is a Local channel.
-    device: str = ""
-    local: bool = False
-
-    def __post_init__(self) -> None:
-        self.rename(self.name)
+    device: str
+    local: bool
 
     def rename(self, name: str) -> None:
         self.name = name
@@ -265,7 +262,7 @@ class CallTracker:
 
     def _add_channel(self, uniqueid: str, name: str, call_id: str, state: int, number: str, caller_name: str,
                      now: float, adopted: bool = False) -> Channel:
-        channel = Channel(uniqueid, name, call_id, state, number, caller_name)
+        channel = Channel(uniqueid, name, call_id, state, number, caller_name, device_of(name), is_local(name))
         self._channels[uniqueid] = channel
         self._by_name[name] = uniqueid
         call = self.calls.get(call_id)
@@ -310,8 +307,9 @@ class CallTracker:
     def _on_hangup_request(self, event: ev.HangupRequest, now: float) -> None:
         # A HangupRequest on the caller's own leg means the caller hung up (a
         # dialplan or AGI hangup is a SoftHangupRequest instead).
-        call = self.calls.get(event.channel.linkedid)
-        if call is not None and event.channel.uniqueid == call.call_id:
+        uniqueid = event.channel.uniqueid
+        call = self.calls.get(uniqueid)  # only a call's first channel has its call's id
+        if call is not None and event.channel.linkedid == uniqueid:
             call.caller_hung_up = True
 
     def _on_hangup(self, event: ev.Hangup, now: float) -> None:
@@ -351,23 +349,26 @@ class CallTracker:
     def _on_agent_called(self, event: ev.AgentCalled, now: float) -> None:
         # app_queue names the member it rings; a Local/...@agents/n member and
         # the phone its ;2 half dials are one leg under that name.
-        if event.dest is not None and event.interface:
-            self._leg[event.dest.uniqueid] = event.interface
+        interface = event.interface
+        if event.dest is not None and interface:
+            self._leg[event.dest.uniqueid] = interface
             partner = self._local_partner(event.dest.name)
             if partner:
-                self._leg[partner] = event.interface
+                self._leg[partner] = interface
 
     def _on_dial_begin(self, event: ev.DialBegin, now: float) -> None:
         if event.channel is None:
             return
-        placed = self._placed.get(event.channel.uniqueid)
+        uniqueid = event.channel.uniqueid
+        placed = self._placed.get(uniqueid)
         if placed is not None and not placed.party:
             placed.party = event.dest.uniqueid  # the number the agent's leg dials is who the call is with
             self._parties.add(placed.party)
             return
-        if not is_local(event.channel.name):
+        channel = self._channels.get(uniqueid)
+        if channel is None or not channel.local:
             return
-        member = self._leg.get(event.channel.uniqueid)
+        member = self._leg.get(uniqueid)
         if member is not None:
             self._leg[event.dest.uniqueid] = member
 
@@ -475,8 +476,8 @@ class CallTracker:
 
     def _on_music_start(self, event: ev.MusicOnHoldStart, now: float) -> None:
         """The caller hears hold music: each agent leg still on the call is holding them."""
-        call = self.calls.get(event.channel.linkedid)
-        if call is None or event.channel.uniqueid != call.party:
+        call = self._party_call(event.channel.uniqueid)
+        if call is None:
             return
         alive = {self.leg_identity(u) for u in call.channels if u != call.party}
         for leg in call.legs.values():
@@ -484,11 +485,18 @@ class CallTracker:
                 leg.hold(now)
 
     def _on_music_stop(self, event: ev.MusicOnHoldStop, now: float) -> None:
-        call = self.calls.get(event.channel.linkedid)
-        if call is None or event.channel.uniqueid != call.party:
+        call = self._party_call(event.channel.uniqueid)
+        if call is None:
             return
         for leg in call.legs.values():
             leg.unhold(now)
+
+    def _party_call(self, uniqueid: str) -> Call | None:
+        """The call this channel is the customer's side of, if it is."""
+        if uniqueid not in self._parties:
+            return None
+        call = self.calls.get(self._channels[uniqueid].call_id)
+        return call if call is not None and call.party == uniqueid else None
 
     # -- resync -------------------------------------------------------------------
 

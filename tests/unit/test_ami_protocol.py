@@ -1,3 +1,4 @@
+import re
 from collections import Counter
 
 import pytest
@@ -168,3 +169,12 @@ def test_a_message_built_from_headers_answers_from_them():
 
     message = AmiMessage("event", "Newstate", [("Event", "Newstate"), ("Uniqueid", "1.1"), ("ChannelState", "6")])
     assert (message.get("Uniqueid"), message.get("channelstate"), message.get("Linkedid")) == ("1.1", "6", None)
+
+
+@given(st.sets(st.binary(min_size=1, max_size=6), min_size=1, max_size=12), st.binary(max_size=7))
+def test_the_ignored_names_pattern_matches_exactly_those_names(names, other):
+    from contactcentre.telephony.ami.protocol import _alternation
+
+    pattern = re.compile(b"(?:" + _alternation(names) + rb")\Z")
+    for name in names | {other}:
+        assert bool(pattern.match(name)) == (name in names)
