@@ -66,8 +66,6 @@ class Channel:
     name: str
     call_id: str
     state: int
-    caller_number: str
-    caller_name: str
     # Kept because every bridge change and hangup asks: device_of(name), and whether it is a Local channel.
     device: str
     local: bool
@@ -257,12 +255,12 @@ class CallTracker:
     # -- channels ---------------------------------------------------------------
 
     def _on_newchannel(self, event: ev.Newchannel, now: float) -> None:
-        name, uniqueid, linkedid, state, number, caller_name, *_ = event.channel.as_tuple()
-        self._add_channel(uniqueid, name, linkedid, state, number, caller_name, now)
+        self._add_channel(event.channel, now)
 
-    def _add_channel(self, uniqueid: str, name: str, call_id: str, state: int, number: str, caller_name: str,
-                     now: float, adopted: bool = False) -> Channel:
-        channel = Channel(uniqueid, name, call_id, state, number, caller_name, device_of(name), is_local(name))
+    def _add_channel(self, snap: ev.ChannelSnapshot, now: float, adopted: bool = False) -> Channel:
+        # Three fields of the block for every channel; the caller's number and name only for a call's first.
+        uniqueid, name, call_id, state = snap.uniqueid, snap.name, snap.linkedid, snap.state
+        channel = Channel(uniqueid, name, call_id, state, device_of(name), is_local(name))
         self._channels[uniqueid] = channel
         self._by_name[name] = uniqueid
         call = self.calls.get(call_id)
@@ -270,6 +268,7 @@ class CallTracker:
             # An inbound call starts with a channel that rings *us*: a trunk leg in state Ring.
             first = uniqueid == call_id and not is_local(name)
             inbound = first and (state == STATE_RING or adopted)
+            number, caller_name = snap.caller_num, snap.caller_name
             call = Call(call_id, now, number, caller_name, inbound, placed=first and state == STATE_DOWN and not adopted,
                         party=call_id if inbound else "")
             if inbound:
@@ -508,16 +507,14 @@ class CallTracker:
         bridges are rebuilt from each item's BridgeId.
         """
         now = self.clock()
-        items = [item for item in items if item.get("Uniqueid")]
-        live = {item["Uniqueid"] for item in items}
+        found = [(item, snap) for item in items if (snap := ev.snapshot(item)) is not None and snap.uniqueid]
+        live = {snap.uniqueid for _, snap in found}
         for uniqueid in [u for u in self._channels if u not in live]:
             self._remove_channel(uniqueid, 0, now, LINK_DOWN_REASON)
-        for item in sorted(items, key=lambda i: i.get("Uniqueid") != i.get("Linkedid")):  # callers first
-            snap = ev.snapshot(item)
+        for item, snap in sorted(found, key=lambda pair: pair[1].uniqueid != pair[1].linkedid):  # callers first
             channel = self._channels.get(snap.uniqueid)
             if channel is None:
-                channel = self._add_channel(snap.uniqueid, snap.name, snap.linkedid, snap.state, snap.caller_num,
-                                            snap.caller_name, now, adopted=True)
+                channel = self._add_channel(snap, now, adopted=True)
                 log.info("adopted a channel the PBX has", extra={"call_id": snap.linkedid})
             channel.state = snap.state
             bridge_id = item.get("BridgeId", "")

@@ -161,3 +161,22 @@ async def test_events_no_handler_wants_are_counted_unparsed_and_list_answers_sti
     items = await client.send_list("CoreShowChannels")  # its items are events too: never skipped
     assert "+441632960102" in [i.get("CallerIDNum") for i in items]
     await client.close()
+
+
+async def test_a_handler_added_while_events_flow_gets_its_events_from_then_on(pbx):
+    client = AmiClient(ami_settings(pbx.ami.port))
+    first, second = [], []
+    client.add_handler(lambda message: first.append(message.name), events={"Newchannel"})
+    await client.start()
+    pbx.place_call("+441632960101", "Jane Smith")
+    async with asyncio.timeout(5):
+        while not first:
+            await asyncio.sleep(0.02)
+    client.add_handler(lambda message: second.append(message.name), events={"Newchannel", "Hangup"})
+    pbx.place_call("+441632960102", "John Doe")
+    async with asyncio.timeout(5):
+        while "Newchannel" not in second:
+            await asyncio.sleep(0.02)
+    assert set(first) == {"Newchannel"} and set(second) <= {"Newchannel", "Hangup"}
+    assert len(first) >= len(second)  # the first handler saw the second call's channels too
+    await client.close()

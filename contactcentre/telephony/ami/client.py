@@ -114,6 +114,7 @@ class AmiClient:
         self.last_received = 0.0  # loop time of the last bytes from the PBX
         self.recorder: FlightRecorder | None = None  # the flight recorder, when one is switched on
         self._handlers: list[tuple[EventHandler, frozenset[str] | None]] = []  # handler, the events it wants
+        self._handlers_for: dict[str, tuple[EventHandler, ...]] = {}  # event name -> its handlers, as asked
         self._wanted: EventFilter | None = None  # the events some handler wants; None: all
         self._wanted_names: set[str] = set()
         self._wants_all = False
@@ -138,6 +139,7 @@ class AmiClient:
         """
         names = None if events is None else frozenset(events)
         self._handlers.append((handler, names))
+        self._handlers_for.clear()
         if names is None:
             self._wanted = None
             self._wants_all = True
@@ -269,13 +271,23 @@ class AmiClient:
     def _hand_on(self, message: AmiMessage) -> None:
         self.events_received += 1
         name = message.name
-        for handler, names in self._handlers:
-            if names is not None and name not in names:
-                continue  # parsed for an action that was waiting, or for another handler
+        handlers = self._handlers_for.get(name)
+        if handlers is None:
+            handlers = self._handlers_of(name)
+        for handler in handlers:
             try:
                 handler(message)
             except Exception:
                 log.exception("AMI event handler failed", extra={"event": name})
+
+    def _handlers_of(self, name: str) -> tuple[EventHandler, ...]:
+        """The handlers that want this event, worked out once per name (an event may also be
+        parsed for an action that was waiting, or for another handler, and then wanted by none)."""
+        if len(self._handlers_for) > 1024:  # names come from the PBX: keep a broken one's from growing this
+            self._handlers_for.clear()
+        handlers = self._handlers_for[name] = tuple(
+            handler for handler, names in self._handlers if names is None or name in names)
+        return handlers
 
     def _settle(self, pending: _Pending, message: AmiMessage) -> bool:
         """Feed a message with our ActionID to its waiting action; True if consumed."""
