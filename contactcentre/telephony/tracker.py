@@ -492,9 +492,10 @@ class CallTracker:
 
     def _party_call(self, uniqueid: str) -> Call | None:
         """The call this channel is the customer's side of, if it is."""
-        if uniqueid not in self._parties:
+        channel = self._channels.get(uniqueid) if uniqueid in self._parties else None
+        if channel is None:
             return None
-        call = self.calls.get(self._channels[uniqueid].call_id)
+        call = self.calls.get(channel.call_id)
         return call if call is not None and call.party == uniqueid else None
 
     # -- resync -------------------------------------------------------------------
