@@ -266,7 +266,7 @@ class CallTracker:
         call = self.calls.get(call_id)
         if call is None:
             # An inbound call starts with a channel that rings *us*: a trunk leg in state Ring.
-            first = uniqueid == call_id and not is_local(name)
+            first = uniqueid == call_id and not channel.local
             inbound = first and (state == STATE_RING or adopted)
             number, caller_name = snap.caller_num, snap.caller_name
             call = Call(call_id, now, number, caller_name, inbound, placed=first and state == STATE_DOWN and not adopted,
@@ -400,6 +400,7 @@ class CallTracker:
 
     def _on_bridge_leave(self, event: ev.BridgeLeave, now: float) -> None:
         uniqueid = event.channel.uniqueid
+        # A channel in no bridge is answered without reading the event's bridge id from its text.
         if uniqueid in self._bridge_of and self._bridge_of[uniqueid] == event.bridge_id:
             affected = self._calls_bridged_with(uniqueid)
             self._leave_bridge(uniqueid)

@@ -145,15 +145,11 @@ def _cid(value: str | None) -> str:
 class Header:
     """A field read from the event's message on each use: `Header("Cause", _int)`."""
 
-    __slots__ = ("key", "convert", "name")
+    __slots__ = ("key", "convert")
 
     def __init__(self, key: str, convert: Callable[[str | None], Any] | None = None):
         self.key = key
         self.convert = convert
-        self.name = key
-
-    def __set_name__(self, owner: type, name: str) -> None:
-        self.name = name
 
     def __get__(self, event: AmiEvent | None, owner: type | None = None) -> Any:
         if event is None:
@@ -184,10 +180,6 @@ class AmiEvent(tuple):
         cls.REQUIRED_AT = tuple(index for index, (field, _) in enumerate(cls.BLOCKS, start=1) if field in cls.REQUIRED)
         cls.FIELDS = tuple(field for field, _ in cls.BLOCKS) + tuple(
             name for name, value in vars(cls).items() if isinstance(value, Header))
-
-    @property
-    def message(self) -> AmiMessage:
-        return self[0]
 
     def as_dict(self) -> dict[str, Any]:
         return {field: getattr(self, field) for field in self.FIELDS}
