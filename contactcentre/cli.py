@@ -150,6 +150,8 @@ def _replay(settings: Settings, args: argparse.Namespace) -> int:
     except RecordingError as exc:
         print(f"contactcentre: replay: {exc}", file=sys.stderr)
         return 2
+    for warning in result.warnings:
+        print(f"contactcentre: replay: warning: {warning}", file=sys.stderr)
     if args.json:
         print(json.dumps(result.as_dict(), sort_keys=True))
         return 0
@@ -174,6 +176,13 @@ async def _record_async(settings: Settings, path: Path, seconds: int | None) -> 
 
     client = AmiClient(settings.ami)
     client.recorder = FlightRecorder(path)
+
+    async def ask_what_exists() -> None:
+        # As the server's tracker does after every login: the answer, recorded with the stream, tells
+        # a replay which calls were already up when the recording (or a reconnect within it) began.
+        await client.send_list("CoreShowChannels")
+
+    client.on_connected(ask_what_exists)
     try:
         await client.start()
         print(f"recording AMI from {settings.ami.host}:{settings.ami.port} into {path} ({client.status.value})",

@@ -7,6 +7,10 @@ like those in ../shared/ami-captures/. Several files replay as one day with a
 reconnect between them: the CoreShowChannels answer in the later file resyncs
 the tracker, as the live server does after a reconnect.
 
+The recorder flushes every chunk it writes, so a server that is killed leaves
+at most one chunk half written; replay reads such a file up to where it stops,
+drops the message it was in the middle of, and says so (`RecordingCutShort`).
+
 Replay is deterministic: the clock is the recorded time (or a count of
 messages for a raw capture), never the wall clock.
 """
@@ -20,7 +24,7 @@ from pathlib import Path
 from typing import BinaryIO
 
 from contactcentre.bus import Bus
-from contactcentre.telephony.ami.protocol import AmiParser
+from contactcentre.telephony.ami.protocol import AmiMessage, AmiParser
 from contactcentre.telephony.tracker import CallTracker
 
 MAGIC = b"CCAMI1\n"
@@ -29,6 +33,11 @@ MAX_CHUNK = 16 * 1024 * 1024
 
 class RecordingError(ValueError):
     """A recording that cannot be read; the message names the file and the offset."""
+
+
+class RecordingCutShort(RecordingError):
+    """The recording ends inside a chunk (the recorder was stopped mid-write): raised after
+    the chunk's bytes that are there have been read."""
 
 
 class FlightRecorder:
@@ -44,6 +53,7 @@ class FlightRecorder:
         self._file.write(b"T %.6f %d\n" % (time.time() if at is None else at, len(data)))
         self._file.write(data)
         self._file.write(b"\n")
+        self._file.flush()  # one write to the OS a read: a killed server loses no more than it was writing
 
     def flush(self) -> None:
         self._file.flush()
@@ -53,7 +63,11 @@ class FlightRecorder:
 
 
 def read_chunks(path: Path) -> Iterator[tuple[float | None, bytes]]:
-    """(receive time or None, bytes) for a recording or a raw capture."""
+    """(receive time or None, bytes) for a recording or a raw capture.
+
+    Raises RecordingError for a damaged recording, and RecordingCutShort, after
+    yielding what there is of it, for one that ends inside its last chunk.
+    """
     data = path.read_bytes()
     if not data.startswith(MAGIC):
         yield None, data
@@ -61,7 +75,9 @@ def read_chunks(path: Path) -> Iterator[tuple[float | None, bytes]]:
     offset = len(MAGIC)
     while offset < len(data):
         end = data.find(b"\n", offset)
-        header = data[offset:end].split() if end >= 0 else []
+        if end < 0:
+            raise RecordingCutShort(f"{path}: ends inside the chunk header at byte {offset}")
+        header = data[offset:end].split()
         if len(header) != 3 or header[0] != b"T":
             raise RecordingError(f"{path}: bad chunk header at byte {offset}: {data[offset:offset + 40]!r}")
         try:
@@ -69,8 +85,15 @@ def read_chunks(path: Path) -> Iterator[tuple[float | None, bytes]]:
         except ValueError:
             raise RecordingError(f"{path}: bad chunk header at byte {offset}: {data[offset:end]!r}") from None
         start = end + 1
-        if length > MAX_CHUNK or start + length + 1 > len(data) or data[start + length:start + length + 1] != b"\n":
-            raise RecordingError(f"{path}: chunk at byte {offset} is cut short or longer than it says")
+        if length > MAX_CHUNK:
+            raise RecordingError(f"{path}: chunk at byte {offset} says {length:,} bytes, over the "
+                                 f"{MAX_CHUNK:,} a recorder writes")
+        if start + length >= len(data):  # the last chunk, without its closing newline: stopped mid-write
+            yield at, data[start:start + length]
+            raise RecordingCutShort(f"{path}: ends inside the chunk at byte {offset} "
+                                    f"({len(data) - start:,} of {length:,} bytes and its newline written)")
+        if data[start + length] != 0x0A:
+            raise RecordingError(f"{path}: chunk at byte {offset} is longer or shorter than its header says")
         yield at, data[start:start + length]
         offset = start + length + 1
 
@@ -84,33 +107,45 @@ class ReplayResult:
     unknown_events: dict[str, int]
     events: int
     devices: dict[str, str]
+    warnings: list[str]  # what was read past: a recording cut short
 
     def as_dict(self) -> dict:
         return {"calls": self.calls, "answered": self.answered, "abandoned": self.abandoned,
                 "agents": self.agents, "unknown_events": self.unknown_events, "events": self.events,
-                "devices": self.devices}
+                "devices": self.devices, "warnings": self.warnings}
 
 
 def replay(paths: list[Path]) -> ReplayResult:
     now = [0.0]
     tracker = CallTracker(Bus(), clock=lambda: now[0], resync_from_stream=True)
     devices: dict[str, str] = {}
+    warnings: list[str] = []
     events = 0
+
+    def apply(messages: list[AmiMessage], at: float | None) -> None:
+        nonlocal events
+        for message in messages:
+            if message.kind != "event":
+                continue
+            events += 1
+            now[0] = at if at is not None else now[0] + 0.001
+            if message.name == "DeviceStateChange":
+                devices[message.get("Device", "")] = message.get("State", "")
+            tracker.handle(message)
+
     for path in paths:
         parser = AmiParser()  # each file is a new connection: it starts with the banner
-        for at, chunk in read_chunks(path):
-            for message in parser.feed(chunk):
-                if message.kind != "event":
-                    continue
-                events += 1
-                now[0] = at if at is not None else now[0] + 0.001
-                if message.name == "DeviceStateChange":
-                    devices[message.get("Device", "")] = message.get("State", "")
-                tracker.handle(message)
-        for message in parser.feed(b"\r\n\r\n" if parser.pending() else b""):
-            if message.kind == "event":
-                events += 1
-                tracker.handle(message)
+        try:
+            for at, chunk in read_chunks(path):
+                apply(parser.feed(chunk), at)
+        except RecordingCutShort as cut:
+            # The message the recorder was writing when it stopped is half there: dropped, not guessed at.
+            warnings.append(f"{cut}; replayed up to there" + (", the message it was in dropped"
+                                                               if parser.pending() else ""))
+            continue
+        if parser.pending():  # a raw capture may end without the last message's blank line
+            apply(parser.feed(b"\r\n\r\n"), None)
     stats = tracker.stats
     return ReplayResult(stats.calls, stats.answered, stats.abandoned, dict(sorted(stats.agents.items())),
-                        dict(sorted(tracker.unknown_events.items())), events, dict(sorted(devices.items())))
+                        dict(sorted(tracker.unknown_events.items())), events, dict(sorted(devices.items())),
+                        warnings)

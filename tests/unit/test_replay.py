@@ -54,9 +54,73 @@ def test_a_recording_with_receive_times_replays_like_the_raw_bytes(tmp_path):
 
 def test_a_damaged_recording_names_the_file_and_the_offset(tmp_path):
     path = tmp_path / "bad.ccami"
-    path.write_bytes(b"CCAMI1\nT 1.0 500\nshort\n")
-    with pytest.raises(RecordingError, match=r"bad.ccami: chunk at byte 7 is cut short"):
+    path.write_bytes(b"CCAMI1\nT 1.0 5\nEvent: Ping\r\n\r\n\nT 2.0 3\nabc\n")  # the first chunk says 5 bytes
+    with pytest.raises(RecordingError, match=r"bad.ccami: chunk at byte 7 is longer or shorter than its header says"):
         replay([path])
+    path.write_bytes(b"CCAMI1\nT 1.0 99999999999\nabc\n")
+    with pytest.raises(RecordingError, match=r"bad.ccami: chunk at byte 7 says 99,999,999,999 bytes"):
+        replay([path])
+
+
+def recorded(tmp_path, raw: bytes, piece: int = 1000):
+    recording = FlightRecorder(tmp_path / "day.ccami")
+    for start in range(0, len(raw), piece):
+        recording.write(raw[start:start + piece], at=1_795_600_000 + start / piece)
+    return recording
+
+
+def test_a_recording_cut_off_mid_write_replays_up_to_where_it_stops(tmp_path):
+    raw = capture("transfers-hold.ami")
+    recorded(tmp_path, raw).close()
+    whole = (tmp_path / "day.ccami").read_bytes()
+    stop = raw.index(b"Event: Hangup", len(raw) // 2) + 20  # inside a Hangup
+    piece = stop // 1000  # the recording's chunk that holds it: its header, then its bytes
+    headers = sum(len(b"T %.6f %d\n" % (1_795_600_000 + start / 1000, len(raw[start:start + 1000])))
+                  for start in range(0, (piece + 1) * 1000, 1000))
+    cut_at = len(b"CCAMI1\n") + headers + stop + piece  # each whole chunk before it also ends with a newline
+    assert whole[cut_at - 20:cut_at] == raw[stop - 20:stop]
+    (tmp_path / "cut.ccami").write_bytes(whole[:cut_at])
+
+    result = replay([tmp_path / "cut.ccami"])
+
+    # Exactly the messages that were written whole, as if the raw stream had stopped before the cut Hangup.
+    (tmp_path / "kept.ami").write_bytes(raw[:raw.rindex(b"\r\n\r\n", 0, stop) + 4])
+    expected = replay([tmp_path / "kept.ami"])
+    assert (result.events, result.calls, result.answered) == (expected.events, expected.calls, expected.answered)
+    assert result.events < replay([CAPTURES / "transfers-hold.ami"]).events
+    assert len(result.warnings) == 1
+    assert "cut.ccami: ends inside the chunk at byte" in result.warnings[0]
+    assert result.warnings[0].endswith("replayed up to there, the message it was in dropped")
+
+
+def test_a_recording_cut_inside_a_chunk_header_keeps_every_chunk_before_it(tmp_path):
+    raw = capture("queue-basic.ami")
+    recorded(tmp_path, raw).close()
+    whole = (tmp_path / "day.ccami").read_bytes()
+    (tmp_path / "cut.ccami").write_bytes(whole + b"T 1795600999.0")
+    result = replay([tmp_path / "cut.ccami"])
+    assert result.as_dict() | {"warnings": []} == replay([CAPTURES / "queue-basic.ami"]).as_dict()
+    assert result.warnings == [f"{tmp_path / 'cut.ccami'}: ends inside the chunk header at byte {len(whole)}; "
+                               "replayed up to there"]
+
+
+def test_the_recorder_hands_each_chunk_to_the_os_as_it_writes_it(tmp_path):
+    recording = recorded(tmp_path, b"Asterisk Call Manager/11.0.0\r\nEvent: FullyBooted\r\n\r\n")
+    try:  # not closed: what a killed server leaves on disk
+        assert list(read_chunks(tmp_path / "day.ccami")) == [
+            (1_795_600_000.0, b"Asterisk Call Manager/11.0.0\r\nEvent: FullyBooted\r\n\r\n")]
+    finally:
+        recording.close()
+
+
+def test_replay_command_warns_of_a_cut_recording_and_still_prints_the_figures(tmp_path, capsys):
+    recorded(tmp_path, capture("agi-ivr.ami")).close()
+    whole = (tmp_path / "day.ccami").read_bytes()
+    (tmp_path / "cut.ccami").write_bytes(whole[:-30])
+    assert main(["replay", str(tmp_path / "cut.ccami"), "--json"]) == 0
+    out, err = capsys.readouterr()
+    assert json.loads(out)["warnings"] == [err.removeprefix("contactcentre: replay: warning: ").rstrip("\n")]
+    assert "cut.ccami: ends inside the chunk at byte" in err
 
 
 def test_replay_command_prints_one_json_object(capsys):
