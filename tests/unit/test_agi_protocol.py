@@ -41,6 +41,12 @@ def test_every_200_line_of_the_agi_capture_parses():
     assert all(isinstance(parse_result(line), AgiResult) for line in lines)
 
 
+@pytest.mark.parametrize("line", ["200 result=" + "9" * 5000, "200 result=0 endpos=" + "1" * 5000])
+def test_a_number_too_long_to_read_is_a_protocol_error_not_a_crash(line):
+    with pytest.raises(AgiProtocolError, match=r"a number too long to read in '200 result="):
+        parse_result(line)
+
+
 def test_garbage_reply_is_a_protocol_error_naming_the_line():
     with pytest.raises(AgiProtocolError, match="banana"):
         parse_result("banana")

@@ -64,8 +64,12 @@ def parse_result(line: str) -> AgiResult:
         raise AgiProtocolError(f"expected '200 result=...', got {line[:80]!r}")
     raw = match["result"]
     endpos = match["endpos"]
-    number = int(raw) if raw.lstrip("-").isdigit() else None
-    return AgiResult(number, match["data"], int(endpos) if endpos else None, raw)
+    try:
+        number = int(raw) if raw.lstrip("-").isdigit() else None
+        position = int(endpos) if endpos else None
+    except ValueError:  # int() reads at most 4,300 digits of text; no number Asterisk sends comes near
+        raise AgiProtocolError(f"a number too long to read in {line[:80]!r}") from None
+    return AgiResult(number, match["data"], position, raw)
 
 
 def quote(arg: object) -> str:
