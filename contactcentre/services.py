@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from collections import Counter
 from dataclasses import dataclass, field
 
 import socketio
@@ -49,4 +50,17 @@ class Services:
         return {"ok": link is LinkStatus.CONNECTED, "ami": link.value,
                 "ami_error": self.ami.last_error if self.ami else "",
                 "calls": len(self.tracker.calls) if self.tracker else 0,
-                "agents": len(self.router.agents) if self.router else 0}
+                "agents": len(self.router.agents) if self.router else 0,
+                "telephony": self.telephony_counts}
+
+    @property
+    def telephony_counts(self) -> dict:
+        """What the PBX sent that we could not use, since start: events of no known kind (dropped
+        unparsed, or without the headers their kind must have) by name, messages cut or undecodable,
+        and FastAGI peers refused or sessions ended by a protocol error."""
+        unknown = (self.ami.skipped_events if self.ami else Counter()) + (
+            self.tracker.unknown_events if self.tracker else Counter())
+        return {"ami_events": self.ami.events_received if self.ami else 0,
+                "unknown_events": dict(sorted(unknown.items())),
+                **(self.ami.damaged_messages if self.ami else {"oversized": 0, "undecodable": 0}),
+                "agi_protocol_errors": self.agi.protocol_errors if self.agi else 0}

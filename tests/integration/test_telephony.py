@@ -2,6 +2,7 @@
 
 import asyncio
 
+import aiohttp
 import pytest
 
 from contactcentre.config import AgiSettings, AmiSettings
@@ -85,6 +86,12 @@ async def test_a_pbx_that_stops_answering_is_reported_and_the_link_comes_back(pb
             await asyncio.sleep(0.02)
     assert "stopped answering" in client.last_error
     assert [r.message for r in caplog.records].count(client.last_error) == 1
+    async with asyncio.timeout(10):  # it reconnects; the PBX takes the connection and leaves the Login unanswered
+        while "did not answer the Login" not in client.last_error:
+            await asyncio.sleep(0.02)
+    assert client.status is LinkStatus.NOT_ANSWERING  # still there and hung, not unreachable
+    errors = [r.message for r in caplog.records if r.levelname == "ERROR" and r.name == "contactcentre.telephony.ami.client"]
+    assert len(errors) == 1 and "stopped answering" in errors[0]  # the same problem: one line
     pbx.ami.frozen = False
     async with asyncio.timeout(5):
         while client.status is not LinkStatus.CONNECTED:
@@ -180,3 +187,34 @@ async def test_a_handler_added_while_events_flow_gets_its_events_from_then_on(pb
     assert set(first) == {"Newchannel"} and set(second) <= {"Newchannel", "Hangup"}
     assert len(first) >= len(second)  # the first handler saw the second call's channels too
     await client.close()
+
+
+async def test_health_counts_what_the_pbx_sent_that_could_not_be_used_across_reconnects(stack):
+    from tests.integration.test_resync import until
+
+    sim, services = stack.sim, stack.services
+
+    async def health() -> dict:
+        async with aiohttp.ClientSession() as http:
+            async with http.get(f"{stack.base_url}health") as response:
+                return (await response.json())["telephony"]
+
+    sim.place_call("+441632960101", "Jane Smith")
+    # A kind of event we have no model of, and an event the tracker reads that is not UTF-8.
+    sim.ami.broadcast("QueueMemberRinginuse", [("Queue", "support"), ("Interface", "PJSIP/agent1")])
+    for session in sim.ami.sessions:
+        session.transport.write(b"Event: Hangup\r\nPrivilege: call,all\r\nChannel: PJSIP/gone-00000009\r\n"
+                                b"Uniqueid: 9.9\r\nLinkedid: 9.9\r\nCause: 16\r\nCause-txt: Norm\xe4l\r\n\r\n")
+    await services.ami.send("Ping")  # everything sent before it has been read
+    before = await health()
+    assert before["unknown_events"]["QueueMemberRinginuse"] == 1
+    assert (before["undecodable"], before["oversized"], before["agi_protocol_errors"]) == (1, 0, 0)
+    assert before["ami_events"] > 0
+
+    for session in list(sim.ami.sessions):  # the link drops and comes back: the counts are since start
+        session.close()
+    await until(lambda: services.ami.status is not LinkStatus.CONNECTED)
+    await until(lambda: services.ami.status is LinkStatus.CONNECTED)
+    after = await health()
+    assert after["unknown_events"]["QueueMemberRinginuse"] == 1 and after["undecodable"] == 1
+    assert after["ami_events"] >= before["ami_events"]

@@ -84,8 +84,8 @@ class _AmiProtocol(asyncio.Protocol):
                 dispatch(message)
 
     @property
-    def skipped(self) -> Counter[bytes]:
-        return self._parser.skipped
+    def parser(self) -> AmiParser:
+        return self._parser
 
     def connection_lost(self, exc: Exception | None) -> None:
         if not self.closed.done():
@@ -121,6 +121,11 @@ class AmiClient:
         self._on_connected: list[Callable[[], Awaitable[None]]] = []
         self._transport: asyncio.Transport | None = None
         self._protocol: _AmiProtocol | None = None
+        # What the readers of earlier connections counted: event names skipped, messages damaged.
+        self._earlier_skipped: Counter[bytes] = Counter()
+        self._earlier_damaged: Counter[str] = Counter()
+        # Events of no known kind parsed all the same (an action was waiting) and wanted by no handler.
+        self._unwanted: Counter[str] = Counter()
         self._pending: dict[str, _Pending] = {}
         self._awaited: dict[str, tuple[str, asyncio.Future]] = {}  # ActionID -> (event name, its future)
         self._ids = itertools.count(1)
@@ -150,10 +155,16 @@ class AmiClient:
     @property
     def skipped_events(self) -> Counter[str]:
         """Events of kinds we have no model of, dropped unparsed as no handler wanted them, by name
-        (this connection)."""
-        if self._protocol is None:
-            return Counter()
-        return Counter({name.decode(errors="replace"): n for name, n in self._protocol.skipped.items()})
+        (since start, across reconnects)."""
+        skipped = self._earlier_skipped + (self._protocol.parser.skipped if self._protocol else Counter())
+        return self._unwanted + Counter({name.decode(errors="replace"): n for name, n in skipped.items()})
+
+    @property
+    def damaged_messages(self) -> dict[str, int]:
+        """Messages the reader had to cut (over MAX_MESSAGE_BYTES) or could not decode as UTF-8 (since start)."""
+        parser = self._protocol.parser if self._protocol else None
+        return {"oversized": self._earlier_damaged["oversized"] + (parser.oversized if parser else 0),
+                "undecodable": self._earlier_damaged["undecodable"] + (parser.undecodable if parser else 0)}
 
     def on_connected(self, callback: Callable[[], Awaitable[None]]) -> None:
         self._on_connected.append(callback)
@@ -274,6 +285,8 @@ class AmiClient:
         handlers = self._handlers_for.get(name)
         if handlers is None:
             handlers = self._handlers_of(name)
+        if not handlers and name not in KNOWN_EVENTS:
+            self._unwanted[name] += 1  # counted as the reader counts those it skips unparsed
         for handler in handlers:
             try:
                 handler(message)
@@ -371,6 +384,9 @@ class AmiClient:
         except AmiError as exc:
             self._drop_link(exc)
             raise LoginFailed(exc.message) from None
+        except TimeoutError:
+            self._drop_link(AmiNotConnected("no answer to the Login"))
+            raise LoginUnanswered() from None
         except BaseException:
             self._drop_link(AmiNotConnected("login did not finish"))
             raise
@@ -389,16 +405,25 @@ class AmiClient:
         where = f"{self.settings.host}:{self.settings.port}"
         if isinstance(exc, LoginFailed):
             status, text = LinkStatus.LOGIN_FAILED, f"AMI login to {where} as {self.settings.username!r} refused: {exc}"
+        elif isinstance(exc, LoginUnanswered):
+            status, text = LinkStatus.NOT_ANSWERING, (f"AMI at {where} takes the connection but did not answer "
+                                                      f"the Login within {self.settings.connect_timeout:g} s")
         elif isinstance(exc, TimeoutError):
             status, text = LinkStatus.UNREACHABLE, f"AMI at {where} did not answer within {self.settings.connect_timeout:g} s"
         else:
             status, text = LinkStatus.UNREACHABLE, f"AMI at {where} unreachable: {exc}"
-        if text != self.last_error:  # one line per new problem, not one per retry
+        # One line per new problem, not one per retry: a PBX that stopped answering and still does not
+        # answer the Login after reconnecting is the same problem.
+        if text != self.last_error and not (status is self.status is LinkStatus.NOT_ANSWERING):
             log.error(text)
         self.status, self.last_error = status, text
 
     def _drop_link(self, exc: Exception) -> None:
         self._connected.clear()
+        if self._protocol is not None:  # its counts outlive the connection
+            parser = self._protocol.parser
+            self._earlier_skipped.update(parser.skipped)
+            self._earlier_damaged.update(oversized=parser.oversized, undecodable=parser.undecodable)
         if self._transport is not None:
             self._transport.close()
         self._transport = self._protocol = None
@@ -413,3 +438,7 @@ class AmiClient:
 
 class LoginFailed(Exception):
     pass
+
+
+class LoginUnanswered(Exception):
+    """The PBX took the TCP connection but never answered the Login: it is there, and hung."""
