@@ -89,6 +89,39 @@ async def test_session_one_of_the_capture_reads_as_typed_results():
     assert [shlex.split(line) for line in received] == [shlex.split(line) for line in expected]
 
 
+async def test_session_four_of_the_capture_waits_for_a_digit_and_sees_the_hangup_notice():
+    async def script(s):
+        out = {"answer": (await s.answer()).result, "keys": (await s.get_data("custom/enter-digits", 6000, 4)).digits}
+        out["waited"] = (await s.wait_for_digit(2000)).result
+        out["played"] = (await s.exec("Playback", "custom/welcome")).result
+        out["set"] = (await s.set_variable("__QUEUE_PRIO", "5")).result
+        out["hangup"] = (await s.hangup()).result
+        out["noop"] = (await s.command("NOOP", "after", "hangup")).result
+        out["hung_up"] = s.hung_up.is_set()
+        return out
+
+    received, out, server = await run_script(script, agi_sessions()[3])
+    # WAIT FOR DIGIT gives 0 when no key came within its 2 s (else the key's ASCII code).
+    assert out == {"answer": 0, "keys": "2", "waited": 0, "played": 0, "set": 1, "hangup": 1, "noop": 0,
+                   "hung_up": True}
+    expected = [line[2:] for line in agi_sessions()[3] if line.startswith("< ")]
+    assert [shlex.split(line) for line in received] == [shlex.split(line) for line in expected]
+    assert server.protocol_errors == 0
+
+
+async def test_say_digits_and_say_number_send_asterisks_syntax_and_read_the_key_that_cut_them_short():
+    async def script(s):
+        return (await s.say_digits("4021"), await s.say_number(1250, "#"), await s.say_number(7))
+
+    lines = ["> agi_network_script: inbound", "> agi_uniqueid: 1.4", ">",
+             "< SAY DIGITS 4021 \"\"", "> 200 result=0",
+             "< SAY NUMBER 1250 #", "> 200 result=35",  # the caller pressed # (ASCII 35) and cut it short
+             "< SAY NUMBER 7 \"\"", "> 200 result=-1"]  # hung up while it played
+    received, (digits, number, hung_up), _ = await run_script(script, lines)
+    assert received == ["SAY DIGITS 4021 \"\"", "SAY NUMBER 1250 #", "SAY NUMBER 7 \"\""]
+    assert (digits.result, chr(number.result), hung_up.result) == (0, "#", -1)
+
+
 async def test_caller_hanging_up_mid_prompt_then_a_dead_channel():
     async def script(s):
         await s.answer()

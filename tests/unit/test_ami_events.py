@@ -111,3 +111,40 @@ def test_every_field_of_every_captured_event_is_its_header(name):
                 prefix = dict(type(event).BLOCKS)[field]
                 block = getattr(event, field)
                 assert (block.uniqueid if block else None) == message.get(prefix + "Uniqueid")
+
+
+# Events the captures lack (no restart, reload or contact change was recorded), as Asterisk 22 writes
+# them (its AMI event documentation: the headers and their order).
+PBX_EVENTS = [
+    ("Event: Shutdown\r\nPrivilege: system,all\r\nShutdown: Cleanly\r\nRestart: True",
+     ev.Shutdown, {"shutdown": "Cleanly", "restart": True}),
+    ("Event: Shutdown\r\nPrivilege: system,all\r\nShutdown: Uncleanly\r\nRestart: False",
+     ev.Shutdown, {"shutdown": "Uncleanly", "restart": False}),
+    ("Event: Reload\r\nPrivilege: system,all\r\nModule: res_pjsip.so\r\nStatus: 0",
+     ev.Reload, {"module": "res_pjsip.so", "status": "0"}),
+    ("Event: ContactStatus\r\nPrivilege: system,all\r\nURI: sip:agent1@192.0.2.21:5060\r\n"
+     "ContactStatus: Reachable\r\nAOR: agent1\r\nEndpointName: agent1\r\nRoundtripUsec: 1850",
+     ev.ContactStatus, {"uri": "sip:agent1@192.0.2.21:5060", "status": "Reachable", "aor": "agent1",
+                        "endpoint": "agent1", "roundtrip_usec": 1850}),
+    ("Event: ContactStatus\r\nPrivilege: system,all\r\nURI: sip:agent2@192.0.2.22:5060\r\n"
+     "ContactStatus: Removed\r\nAOR: agent2\r\nEndpointName: agent2\r\nRoundtripUsec: N/A",
+     ev.ContactStatus, {"uri": "sip:agent2@192.0.2.22:5060", "status": "Removed", "aor": "agent2",
+                        "endpoint": "agent2", "roundtrip_usec": 0}),
+    ("Event: UserEvent\r\nPrivilege: user,all\r\nChannel: PJSIP/carrier-00000004\r\nUniqueid: 1795621176.9\r\n"
+     "Linkedid: 1795621176.9\r\nUserEvent: SurveyDone\r\nScore: 5",
+     ev.UserEvent, {"user_event": "SurveyDone"}),
+]
+
+
+@pytest.mark.parametrize(("text", "cls", "fields"), PBX_EVENTS, ids=[f"{c.__name__}-{i}" for i, (_, c, _) in enumerate(PBX_EVENTS)])
+def test_events_of_the_pbx_itself_are_typed(text, cls, fields):
+    event = ev.decode(parse_message(text))
+    assert type(event) is cls
+    assert {name: getattr(event, name) for name in fields} == fields
+
+
+def test_a_user_event_keeps_its_own_headers_and_its_channel_when_it_has_one():
+    event = ev.decode(parse_message(PBX_EVENTS[-1][0]))
+    assert ("Score", "5") in event.headers and event.channel.uniqueid == "1795621176.9"
+    bare = ev.decode(parse_message("Event: UserEvent\r\nPrivilege: user,all\r\nUserEvent: Tick"))
+    assert bare.channel is None and bare.user_event == "Tick"  # sent by an AMI client: no channel

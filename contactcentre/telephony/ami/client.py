@@ -18,7 +18,7 @@ import itertools
 import logging
 import random
 from collections import Counter
-from collections.abc import Awaitable, Callable, Iterable, Mapping
+from collections.abc import Awaitable, Callable, Iterable, Iterator, Mapping
 from enum import Enum
 from typing import TYPE_CHECKING
 
@@ -326,12 +326,12 @@ class AmiClient:
     # -- link -----------------------------------------------------------------
 
     async def _run(self, first_try: asyncio.Future) -> None:
-        delay = 0.5
+        delays = backoff(self.settings.reconnect_max_delay)
         while True:
             closed = None
             try:
                 closed = await self._connect_and_login()
-                delay = 0.5
+                delays = backoff(self.settings.reconnect_max_delay)  # a link that worked starts again from short waits
             except Exception as exc:  # any failure to connect: log once, back off
                 self._note_failure(exc)
             if not first_try.done():
@@ -345,9 +345,7 @@ class AmiClient:
                     self.status = LinkStatus.CONNECTING
                     log.warning("AMI link to %s:%s lost (%s); reconnecting", self.settings.host,
                                 self.settings.port, exc or "closed by the PBX")
-            sleep = min(delay, self.settings.reconnect_max_delay) * random.uniform(0.5, 1.5)
-            await asyncio.sleep(sleep)
-            delay = min(delay * 2, self.settings.reconnect_max_delay)
+            await asyncio.sleep(next(delays))
 
     async def _watch(self, closed: asyncio.Future) -> Exception | None:
         """Wait until the link closes; ping when it is quiet, and drop a PBX that stops answering."""
@@ -434,6 +432,16 @@ class AmiClient:
         for _, waiter in self._awaited.values():
             if not waiter.done():
                 waiter.set_exception(exc)
+
+
+def backoff(limit: float, first: float = 0.5, rng: random.Random | None = None) -> Iterator[float]:
+    """Seconds to wait before each reconnect: `first`, doubling up to `limit`, each times a random
+    0.5-1.5, so servers that lost the same PBX do not all knock again at the same moment."""
+    rng = rng or random.Random()
+    delay = min(first, limit)
+    while True:
+        yield delay * rng.uniform(0.5, 1.5)
+        delay = min(delay * 2, limit)
 
 
 class LoginFailed(Exception):

@@ -508,6 +508,7 @@ class ContactStatus(AmiEvent):
     status = Header("ContactStatus")
     aor = Header("AOR")
     endpoint = Header("EndpointName")
+    roundtrip_usec = Header("RoundtripUsec", _int)  # the last qualify's round trip; 0 when not qualified
 
 
 class FullyBooted(AmiEvent):
