@@ -513,6 +513,7 @@ class CallTracker:
         live = {snap.uniqueid for _, snap in found}
         for uniqueid in [u for u in self._channels if u not in live]:
             self._remove_channel(uniqueid, 0, now, LINK_DOWN_REASON)
+        moved: set[str] = set()  # calls whose channels changed bridge while we could not see it
         for item, snap in sorted(found, key=lambda pair: pair[1].uniqueid != pair[1].linkedid):  # callers first
             channel = self._channels.get(snap.uniqueid)
             if channel is None:
@@ -520,23 +521,47 @@ class CallTracker:
                 log.info("adopted a channel the PBX has", extra={"call_id": snap.linkedid})
             channel.state = snap.state
             bridge_id = item.get("BridgeId", "")
-            if bridge_id and self._bridge_of.get(snap.uniqueid) != bridge_id:
+            if self._bridge_of.get(snap.uniqueid, "") != bridge_id:  # an empty BridgeId: in no bridge now
+                moved |= self._calls_bridged_with(snap.uniqueid) | {channel.call_id}
                 self._leave_bridge(snap.uniqueid)
-                self._bridges.setdefault(bridge_id, set()).add(snap.uniqueid)
-                self._bridge_of[snap.uniqueid] = bridge_id
+                if bridge_id:
+                    self._bridges.setdefault(bridge_id, set()).add(snap.uniqueid)
+                    self._bridge_of[snap.uniqueid] = bridge_id
+        self._refresh_legs(now, moved)  # legs no longer joined to their caller stop talking
         for uniqueid in list(self._bridge_of):
             self._mark_handled(uniqueid, now)
 
+    def forget_bridges(self, items: Iterable[AmiMessage]) -> None:
+        """Drop the bridges we hold that the PBX no longer lists (BridgeListItem items).
+
+        Membership comes from the channels' BridgeId (reconcile): a BridgeListItem names a bridge
+        and counts its channels but does not say which. This catches a bridge that went away
+        between the two answers without its BridgeLeave reaching us.
+        """
+        listed = {item.get("BridgeUniqueid") for item in items}
+        for bridge_id in [b for b in self._bridges if b not in listed]:
+            members = list(self._bridges[bridge_id])
+            moved = {self._channels[u].call_id for u in members if u in self._channels}
+            for uniqueid in members:
+                self._leave_bridge(uniqueid)
+            self._refresh_legs(self.clock(), moved)
+
     async def resync(self, ami) -> None:
-        """After every (re)connect: ask the PBX what exists and reconcile with it."""
+        """After every (re)connect: ask the PBX what exists (its channels, then its bridges) and
+        reconcile with it, as each answer completes."""
         await ami.send_list("CoreShowChannels", on_complete=self.reconcile)
+        await ami.send_list("BridgeList", on_complete=self.forget_bridges)
+
+    _LIST_ITEMS = frozenset({"CoreShowChannel", "BridgeListItem"})
 
     def _collect_list_item(self, message: AmiMessage) -> None:
-        """In a replayed stream the CoreShowChannels answer arrives as events: reconcile on its Complete."""
+        """In a replayed stream the resync answers arrive as events: applied on their Complete."""
         action_id = message.get("ActionID")
         if action_id is None:
             return
-        if message.name == "CoreShowChannel":
+        if message.name in self._LIST_ITEMS:
             self._resync_items.setdefault(action_id, []).append(message)
         elif message.name == "CoreShowChannelsComplete":
             self.reconcile(self._resync_items.pop(action_id, []))
+        elif message.name == "BridgeListComplete":
+            self.forget_bridges(self._resync_items.pop(action_id, []))

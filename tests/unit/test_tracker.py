@@ -112,3 +112,38 @@ def test_a_placed_call_follows_the_agents_leg_and_the_customer_it_dials(customer
     assert [(device, talk) for device, _, _, talk, _ in ended.legs] == ([("PJSIP/agent1", 1.0)] if customer_answers
                                                                          else [])
     assert tracker.stats.calls == 0  # the day's inbound figures do not count it
+
+
+def block(name: str, uniqueid: str, linkedid: str, state: int) -> str:
+    return (f"Channel: {name}\r\nChannelState: {state}\r\nCallerIDNum: +441632960101\r\nCallerIDName: Jane\r\n"
+            f"Uniqueid: {uniqueid}\r\nLinkedid: {linkedid}")
+
+
+def test_a_resync_takes_channels_out_of_bridges_they_left_while_the_link_was_down():
+    from contactcentre.telephony.ami.protocol import parse_message
+
+    clock = [0.0]
+    tracker = CallTracker(Bus(), clock=lambda: clock[0])
+    caller, agent = block("PJSIP/carrier-00000001", "1.1", "1.1", 4), block("PJSIP/agent1-00000002", "1.2", "1.1", 6)
+    for text in (f"Event: Newchannel\r\n{caller}", f"Event: Newchannel\r\n{agent}",
+                 f"Event: BridgeEnter\r\nBridgeUniqueid: b1\r\n{caller}", f"Event: BridgeEnter\r\nBridgeUniqueid: b1\r\n{agent}"):
+        clock[0] += 1.0
+        tracker.handle(parse_message(text))
+    leg = tracker.calls["1.1"].legs["PJSIP/agent1"]
+    assert leg.connected_since == 4.0  # talking since both were in the bridge
+
+    # The link drops; the agent puts the caller in the hold context (both leave the bridge); the link is back.
+    clock[0] = 10.0
+    tracker.reconcile([parse_message(f"Event: CoreShowChannel\r\nActionID: a1\r\n{caller}\r\nBridgeId: "),
+                       parse_message(f"Event: CoreShowChannel\r\nActionID: a1\r\n{agent}\r\nBridgeId: ")])
+    assert tracker._bridge_of == {} and tracker._bridges == {}
+    assert (leg.connected_since, leg.talk_seconds) == (None, 6.0)  # stopped talking when the PBX said so
+
+    clock[0] = 12.0  # back together in another bridge: talking again from then
+    tracker.reconcile([parse_message(f"Event: CoreShowChannel\r\nActionID: a2\r\n{caller}\r\nBridgeId: b2"),
+                       parse_message(f"Event: CoreShowChannel\r\nActionID: a2\r\n{agent}\r\nBridgeId: b2")])
+    assert tracker._bridges == {"b2": {"1.1", "1.2"}} and leg.connected_since == 12.0
+
+    clock[0] = 15.0  # the PBX lists no bridge b2 any more (gone between its two answers): nor do we
+    tracker.forget_bridges([parse_message("Event: BridgeListItem\r\nActionID: a3\r\nBridgeUniqueid: b9")])
+    assert tracker._bridges == {} and (leg.connected_since, leg.talk_seconds) == (None, 9.0)
