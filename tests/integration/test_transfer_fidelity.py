@@ -1,8 +1,10 @@
 """Transfers in the simulator send what a real Asterisk 22 sent for the same transfers.
 
-Reference: transfers-hold.ami calls 1-4 in ../shared/ami-captures (a BlindTransfer,
+Reference: transfers-hold.ami calls 1-5 in ../shared/ami-captures (a BlindTransfer,
 a Redirect of the caller, an Atxfer completed by the transferer hanging up, an Atxfer
-then CancelAtxfer). The same call is made in the simulator through PbxCommands, and
+then CancelAtxfer, and a hold from the agent's phone: a SIP re-INVITE, no AMI action).
+The same call is made in the simulator through PbxCommands (the hold: the phone's
+re-INVITE, `SimulatedPbx.phone_hold`), and
 the events are compared per channel role (caller, first agent, second agent, Local
 ;1 and ;2) and for the events that name no channel (BlindTransfer, BridgeMerge ...):
 the same event names in the same order, with the same header names.
@@ -34,7 +36,7 @@ NOT_COMPARED = {"VarSet", "Newexten", "RTCPSent", "RTCPReceived", "QueueMemberSt
                 "DeviceStateChange", "SuccessfulAuth", "FullyBooted", "BridgeCreate", "BridgeDestroy"}
 # Linkedid (= uniqueid of the caller's channel) of each transfers-hold call.
 CAPTURED = {"blind": "1795621798.0", "redirect": "1795621821.3", "attended": "1795621847.6",
-            "cancelled": "1795621874.11"}
+            "cancelled": "1795621874.11", "phone hold": "1795621893.16"}
 
 
 def lanes(events) -> dict[str, list[tuple[str, tuple[str, ...]]]]:
@@ -94,6 +96,11 @@ async def transfer(sim, pbx: PbxCommands, call, kind: str) -> None:
         await until(lambda: phones(sim, "PJSIP/agent3"))
         await pbx.hangup(agent)  # the transferer hangs up: the transfer completes
         await until(lambda: not any(name.startswith("Local/") for name in sim.channels))
+    elif kind == "phone hold":
+        sim.phone_hold(agent)  # the agent's phone holds the caller, then takes the call back
+        await until(lambda: call.moh)
+        sim.phone_unhold(agent)
+        await until(lambda: not call.moh)
     else:
         await pbx.attended_transfer(agent, "2004", "xfer")
         await until(lambda: phones(sim, "PJSIP/agent4"))

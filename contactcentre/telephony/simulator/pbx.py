@@ -157,6 +157,26 @@ class SimulatedPbx:
         if channel is not None:
             self.hang_up(channel, cause)
 
+    def phone_hold(self, channel_name: str, music_class: str = "default") -> None:
+        """The phone on this leg puts the call on hold (a SIP re-INVITE `a=sendonly`): `Hold` on this
+        channel with the class the phone asked for, then hold music for whoever it is bridged with
+        (transfers-hold.ami call 5)."""
+        channel = self.channels.get(channel_name)
+        if channel is None or channel.bridge is None:
+            return
+        self.channel_event("Hold", channel, ("MusicClass", music_class))
+        for other in channel.bridge.others(channel):
+            self.start_moh(other, music_class)
+
+    def phone_unhold(self, channel_name: str) -> None:
+        """The phone takes the call off hold (`sendrecv` again): `Unhold`, then the music stops."""
+        channel = self.channels.get(channel_name)
+        if channel is None or channel.bridge is None:
+            return
+        self.channel_event("Unhold", channel)
+        for other in channel.bridge.others(channel):
+            self.stop_moh(other)
+
     def endpoint_exists(self, endpoint: str) -> bool:
         return bool(endpoint) and (self.endpoints is None or endpoint in self.endpoints)
 
