@@ -159,6 +159,10 @@ def _replay(settings: Settings, args: argparse.Namespace) -> int:
           f"{result.abandoned} abandoned")
     for agent, count in result.agents.items():
         print(f"  {agent}: {count} calls")
+    for queue, members in result.queue_members.items():
+        print(f"queue {queue}: " + ", ".join(
+            f"{interface} " + (f"paused ({member['reason'] or 'no reason'})" if member["paused"] else "ready")
+            + (" on a call" if member["in_call"] else "") for interface, member in members.items()))
     if result.unknown_events:
         print("events without a model (kept and counted): "
               + ", ".join(f"{name} {count}" for name, count in result.unknown_events.items()))

@@ -106,19 +106,56 @@ class ReplayResult:
     agents: dict[str, int]
     unknown_events: dict[str, int]
     events: int
-    devices: dict[str, str]
+    devices: dict[str, str]  # each device's last state (DeviceStateChange): the phones' side of agent states
+    queue_members: dict[str, dict[str, dict]]  # queue -> member interface -> its state when the stream ends
+    pauses: dict[str, dict[str, int]]  # member interface -> pause reason -> times paused (per queue)
     warnings: list[str]  # what was read past: a recording cut short
 
     def as_dict(self) -> dict:
         return {"calls": self.calls, "answered": self.answered, "abandoned": self.abandoned,
                 "agents": self.agents, "unknown_events": self.unknown_events, "events": self.events,
-                "devices": self.devices, "warnings": self.warnings}
+                "devices": self.devices, "queue_members": self.queue_members, "pauses": self.pauses,
+                "warnings": self.warnings}
+
+
+class QueueMembers:
+    """Agents' states as app_queue reports them: who is a member of which queue, paused (and
+    why) or not, on a call or not; and how often each was paused, for what."""
+
+    EVENTS = frozenset({"QueueMemberAdded", "QueueMemberRemoved", "QueueMemberPause", "QueueMemberPenalty",
+                        "QueueMemberStatus", "QueueMemberRinginuse"})
+
+    def __init__(self) -> None:
+        self.members: dict[str, dict[str, dict]] = {}
+        self.pauses: dict[str, dict[str, int]] = {}
+
+    def apply(self, message: AmiMessage) -> None:
+        queue, interface = message.get("Queue"), message.get("Interface")
+        if not queue or not interface:
+            return  # a list item (QueueMember answers with Location) or a damaged event
+        members = self.members.setdefault(queue, {})
+        if message.name == "QueueMemberRemoved":
+            members.pop(interface, None)
+            return
+        paused = message.get("Paused") == "1"
+        if message.name == "QueueMemberPause" and paused:
+            reasons = self.pauses.setdefault(interface, {})
+            reason = message.get("PausedReason") or ""
+            reasons[reason] = reasons.get(reason, 0) + 1
+        members[interface] = {"name": message.get("MemberName") or "", "paused": paused,
+                              "reason": message.get("PausedReason") or "" if paused else "",
+                              "in_call": message.get("InCall") == "1", "membership": message.get("Membership") or ""}
+
+    def result(self) -> tuple[dict, dict]:
+        return ({queue: dict(sorted(members.items())) for queue, members in sorted(self.members.items()) if members},
+                {interface: dict(sorted(reasons.items())) for interface, reasons in sorted(self.pauses.items())})
 
 
 def replay(paths: list[Path]) -> ReplayResult:
     now = [0.0]
     tracker = CallTracker(Bus(), clock=lambda: now[0], resync_from_stream=True)
     devices: dict[str, str] = {}
+    members = QueueMembers()
     warnings: list[str] = []
     events = 0
 
@@ -131,6 +168,8 @@ def replay(paths: list[Path]) -> ReplayResult:
             now[0] = at if at is not None else now[0] + 0.001
             if message.name == "DeviceStateChange":
                 devices[message.get("Device", "")] = message.get("State", "")
+            elif message.name in QueueMembers.EVENTS:
+                members.apply(message)
             tracker.handle(message)
 
     for path in paths:
@@ -148,4 +187,4 @@ def replay(paths: list[Path]) -> ReplayResult:
     stats = tracker.stats
     return ReplayResult(stats.calls, stats.answered, stats.abandoned, dict(sorted(stats.agents.items())),
                         dict(sorted(tracker.unknown_events.items())), events, dict(sorted(devices.items())),
-                        warnings)
+                        *members.result(), warnings)

@@ -134,3 +134,29 @@ def test_replay_command_prints_one_json_object(capsys):
 def test_replay_command_refuses_a_missing_file(capsys, tmp_path):
     assert main(["replay", str(tmp_path / "nope.ami")]) == 2
     assert "nope.ami: no such file" in capsys.readouterr().err
+
+
+def test_replay_gives_each_queue_members_state_and_their_pauses():
+    result = replay([CAPTURES / "agent-states.ami"])
+    support = result.queue_members["support"]
+    # agent3 was logged in, then removed; agent1 and agent2 were paused, then unpaused (the truth file's notes).
+    assert set(support) == {"PJSIP/agent1", "PJSIP/agent2"}
+    assert not support["PJSIP/agent1"]["paused"] and not result.queue_members["sales"]["PJSIP/agent2"]["paused"]
+    assert result.pauses == {"PJSIP/agent1": {"Lunch": 1}, "PJSIP/agent2": {"Training": 2}}  # agent2: two queues
+
+
+def test_a_replay_that_stops_mid_day_shows_who_was_paused_then_and_why(tmp_path):
+    raw = capture("agent-states.ami")
+    (tmp_path / "morning.ami").write_bytes(raw[:raw.index(b"Event: QueueMemberAdded")])
+    members = replay([tmp_path / "morning.ami"]).queue_members
+    assert {(q, i): (m["paused"], m["reason"]) for q, ms in members.items() for i, m in ms.items()
+            if i.startswith("PJSIP/agent") and (m["paused"] or q == "support")} == {
+        ("support", "PJSIP/agent1"): (True, "Lunch"), ("support", "PJSIP/agent2"): (True, "Training"),
+        ("sales", "PJSIP/agent2"): (True, "Training")}
+    assert "PJSIP/agent3" not in members["support"]
+
+
+def test_replay_command_prints_each_queues_members(capsys):
+    assert main(["replay", str(CAPTURES / "agent-states.ami")]) == 0
+    out = capsys.readouterr().out
+    assert "queue support: PJSIP/agent1 ready, PJSIP/agent2 ready" in out
