@@ -170,3 +170,18 @@ async def test_an_unknown_action_also_raises_the_request_bad_format_security_eve
     captured = next(m for m in iter_messages(capture("resync.ami")) if m.name == "RequestBadFormat")
     assert [k for k, _ in event.headers] == [k for k, _ in captured.headers]
     assert (event["RequestType"], event["AccountID"]) == ("Action: FlyToTheMoon", "cc")
+
+
+async def test_a_wrong_secret_gets_the_bytes_asterisk_sent_and_the_socket_closed():
+    """login-failure.ami: the banner, the error, then Asterisk hangs up. The capture's Login carried no
+    ActionID, so neither does this one (with one, the reply repeats it first, as every reply does)."""
+    sim = SimulatedPbx("cc", "s", "agi://127.0.0.1:9/inbound")
+    await sim.start("127.0.0.1", 0)
+    try:
+        reader, writer = await asyncio.open_connection("127.0.0.1", sim.ami.port)
+        writer.write(b"Action: Login\r\nUsername: cc\r\nSecret: wrong\r\n\r\n")
+        received = await asyncio.wait_for(reader.read(), 5)  # until the PBX closes the connection
+        writer.close()
+    finally:
+        await sim.close()
+    assert received == capture("login-failure.ami")
