@@ -215,6 +215,31 @@ async def test_hold_plays_music_to_the_customer_and_resume_joins_them_again(rig)
     await asyncio.wait_for(call.finished.wait(), 5)
     await rig.settled()
     assert rig.named("Newexten", Channel=call.caller.name, Context="cc-survey")[0]["Application"] == "AGI"
+    assert not rig.named("Newexten", Channel=agent, Extension="release")  # resume dropped the hangup handler
+    assert rig.named("HangupHandlerPop", Channel=agent) and not rig.named("HangupHandlerRun")
+
+
+async def test_an_agent_who_hangs_up_while_the_customer_is_on_hold_sends_them_to_the_survey(rig):
+    call = await rig.talking_call()
+    agent = call.agent.name
+    await rig.pbx.hold(call.caller.name)
+    await until(lambda: call.moh and rig.sim.channels[agent].application == "Wait")
+
+    rig.sim.phone_hangup(agent)  # the agent puts the phone down without taking the call back
+
+    await until(lambda: not call.moh)  # wait's hangup handler takes the customer off the music
+    await asyncio.wait_for(call.finished.wait(), 5)
+    await rig.settled()
+    assert rig.named("Newexten", Channel=agent, Context="cc-hold", Extension="release")[0]["Application"] \
+        == "ChannelRedirect"
+    # Sent to cc-survey (the redirect's Newexten names what the customer was running, as Asterisk's does).
+    assert [e["Application"] for e in rig.named("Newexten", Channel=call.caller.name, Context="cc-survey")] \
+        == ["MusicOnHold"]
+    assert rig.sim.truth[call.call_id].ended and not rig.named("Hangup", Channel=call.caller.name, Context="cc-hold")
+    events = [e.name for e in rig.events if e.get("Channel") == agent]
+    # Announced as Asterisk does, and run on the way out: after the phone hung up, before the leg's Hangup.
+    assert rig.named("HangupHandlerPush", Channel=agent)[0]["Handler"] == "cc-hold,release,1"
+    assert events.index("HangupRequest") < events.index("HangupHandlerRun") < events.index("Hangup")
 
 
 async def test_the_customer_hanging_up_after_resume_ends_the_agents_leg_too(rig):

@@ -75,9 +75,29 @@ class PbxThread:
             log.exception("simulated dialplan failed", extra={"channel": channel.name})
         finally:
             if channel.has_pbx:
+                await self._run_hangup_handlers()
                 self._hang_up()
             elif not channel.dead:
                 channel.interrupted.clear()  # taken by Bridge(): it lives on in the new bridge
+
+    async def _run_hangup_handlers(self) -> None:
+        """The channel's hangup handlers, last pushed first, each up to its Return() (pbx_hangup_handler.c
+        runs them as the channel is destroyed, before its Hangup event)."""
+        channel, plan = self.channel, self.pbx.dialplan
+        while channel.hangup_handlers:
+            handler = channel.hangup_handlers.pop()
+            self.pbx.channel_event("HangupHandlerRun", channel, ("Handler", ",".join(map(str, handler))),
+                                   privilege="dialplan,all")
+            channel.context, channel.exten, channel.priority = handler
+            while (step := plan.step(channel.context, channel.exten, channel.priority)) is not None:
+                if step.app.lower() == "return":
+                    break
+                try:
+                    await self.execute(step.app, self.expand(step.data), publish=True)
+                except Exception:
+                    log.exception("simulated hangup handler failed", extra={"channel": channel.name})
+                    break
+                channel.priority += 1
 
     def _hang_up(self) -> None:
         channel = self.channel
@@ -235,14 +255,59 @@ async def app_queue(thread: PbxThread, data: str) -> int:
 
 
 async def app_set(thread: PbxThread, data: str) -> int:
-    """Set(NAME=value); a function on the left (CDR(userfield)=...) is written without a VarSet."""
+    """Set(NAME=value); a function on the left (CDR(userfield)=...) is written without a VarSet.
+    CHANNEL(hangup_handler_push)=[[context,]exten,]priority adds a hangup handler,
+    CHANNEL(hangup_handler_pop)= takes the last one off (and pushes its value, if one is given)."""
     name, _, value = data.partition("=")
     name = name.strip()
-    if "(" in name:
-        thread.channel.variables[name] = value
+    channel = thread.channel
+    if name.lower() in ("channel(hangup_handler_push)", "channel(hangup_handler_pop)"):
+        # Each change is announced as Asterisk does (HangupHandlerPush/Pop, class dialplan), the handler
+        # written out as context,exten,priority.
+        if name.lower().endswith("pop)") and channel.hangup_handlers:
+            popped = channel.hangup_handlers.pop()
+            thread.pbx.channel_event("HangupHandlerPop", channel, ("Handler", ",".join(map(str, popped))),
+                                     privilege="dialplan,all")
+        if value.strip():
+            channel.hangup_handlers.append(pushed := _place(channel, value))
+            thread.pbx.channel_event("HangupHandlerPush", channel, ("Handler", ",".join(map(str, pushed))),
+                                     privilege="dialplan,all")
+    elif "(" in name:
+        channel.variables[name] = value
     elif name:
-        thread.pbx.set_variable(thread.channel, name, value)
+        thread.pbx.set_variable(channel, name, value)
     return 0
+
+
+def _place(channel: SimChannel, target: str) -> tuple[str, str, int]:
+    """[[context,]exten,]priority, the rest taken from where the channel is, as Asterisk reads it."""
+    parts = [part.strip() for part in target.split(",")]
+    if not 1 <= len(parts) <= 3 or not parts[-1].isdigit():
+        raise ValueError(f"expected [[context,]exten,]priority, got {target!r}")
+    context = parts[0] if len(parts) == 3 else channel.context
+    exten = parts[-2] if len(parts) >= 2 else channel.exten
+    return context, exten, int(parts[-1])
+
+
+async def app_channel_redirect(thread: PbxThread, data: str) -> int:
+    """ChannelRedirect(channel,[[context,]exten,]priority): send another channel elsewhere in the dialplan,
+    as an AMI Redirect would; CHANNELREDIRECT_STATUS says whether it found the channel."""
+    pbx = thread.pbx
+    name, _, target = data.partition(",")
+    other = pbx.find_channel(name.strip()) if name.strip() else None
+    if other is None or other.dead:
+        pbx.set_variable(thread.channel, "CHANNELREDIRECT_STATUS", "NOCHANNEL")
+        return 0
+    pbx.set_goto(other, *_place(other, target))
+    pbx.apply_goto(other)
+    pbx.set_variable(thread.channel, "CHANNELREDIRECT_STATUS", "SUCCESS")
+    return 0
+
+
+async def app_return(thread: PbxThread, data: str) -> int:
+    """Return() outside a hangup handler or Gosub: Asterisk finds an empty stack and ends the dialplan."""
+    log.warning("Return() without Gosub", extra={"channel": thread.channel.name})
+    return -1
 
 
 async def app_playback(thread: PbxThread, data: str) -> int:
@@ -414,6 +479,8 @@ APPLICATIONS: dict[str, App] = {
     "dial": app_dial,
     "bridge": app_bridge,
     "chanspy": app_chanspy,
+    "channelredirect": app_channel_redirect,
+    "return": app_return,
 }
 
 
