@@ -21,6 +21,7 @@ TRANSFER_CONTEXT = "xfer"
 HOLD_CONTEXT = "cc-hold"
 RING_TIMEOUT_VARIABLE = "CC_RING_TIMEOUT"  # seconds from-agents lets the dialled number ring
 HELD_VARIABLE = "CC_HELD"  # set on the waiting leg: the channel cc-hold's `resume` bridges back
+HOLDER_VARIABLE = "CC_HOLDER"  # set on the held channel: the waiting leg cc-hold ends if the held one hangs up
 # Originate's Reason is the last control frame Asterisk saw on the new channel.
 ORIGINATE_REASONS = {0: "no such endpoint, or it could not be called", 1: "hung up", 3: "not answered in time",
                      5: "busy", 8: "congestion"}
@@ -152,11 +153,14 @@ class PbxCommands:
     async def hold(self, channel: str, hold_context: str = HOLD_CONTEXT) -> HeldCall:
         """Put `channel` (the customer) on hold through the hold context: one Redirect moves it to
         the music (`s`) and the party it talks to (BRIDGEPEER) to wait in silence (`wait`), so
-        neither is hung up. The waiting leg remembers the held one in CC_HELD for resume()."""
+        neither is hung up. The waiting leg remembers the held one in CC_HELD for resume(), and the
+        held one the waiting leg in CC_HOLDER, so that whichever hangs up first takes the other
+        along (the customer to the survey, the silent leg away: the hold context's hangup handlers)."""
         peer = (await self._ami.send("Getvar", {"Channel": channel, "Variable": "BRIDGEPEER"})).get("Value") or ""
         if not peer or "," in peer:
             raise AmiError("Hold", f"{channel} is not in a two-party call (BRIDGEPEER {peer!r})")
         await self._ami.send("Setvar", {"Channel": peer, "Variable": HELD_VARIABLE, "Value": channel})
+        await self._ami.send("Setvar", {"Channel": channel, "Variable": HOLDER_VARIABLE, "Value": peer})
         await self._ami.send("Redirect", {
             "Channel": channel, "Context": hold_context, "Exten": "s", "Priority": 1,
             "ExtraChannel": peer, "ExtraContext": hold_context, "ExtraExten": "wait", "ExtraPriority": 1})

@@ -216,7 +216,7 @@ async def test_hold_plays_music_to_the_customer_and_resume_joins_them_again(rig)
     await rig.settled()
     assert rig.named("Newexten", Channel=call.caller.name, Context="cc-survey")[0]["Application"] == "AGI"
     assert not rig.named("Newexten", Channel=agent, Extension="release")  # resume dropped the hangup handler
-    assert rig.named("HangupHandlerPop", Channel=agent) and not rig.named("HangupHandlerRun")
+    assert rig.named("HangupHandlerPop", Channel=agent) and not rig.named("HangupHandlerRun", Channel=agent)
 
 
 async def test_an_agent_who_hangs_up_while_the_customer_is_on_hold_sends_them_to_the_survey(rig):
@@ -240,6 +240,23 @@ async def test_an_agent_who_hangs_up_while_the_customer_is_on_hold_sends_them_to
     # Announced as Asterisk does, and run on the way out: after the phone hung up, before the leg's Hangup.
     assert rig.named("HangupHandlerPush", Channel=agent)[0]["Handler"] == "cc-hold,release,1"
     assert events.index("HangupRequest") < events.index("HangupHandlerRun") < events.index("Hangup")
+
+
+async def test_a_customer_who_hangs_up_on_hold_takes_the_agents_silent_leg_along(rig):
+    call = await rig.talking_call()
+    agent = call.agent.name
+    await rig.pbx.hold(call.caller.name)
+    await until(lambda: call.moh and rig.sim.channels[agent].application == "Wait")
+    assert rig.sim.channels[call.caller.name].variables["CC_HOLDER"] == agent
+
+    call.caller_hangup()  # tired of the music
+
+    await asyncio.wait_for(call.finished.wait(), 5)  # not an hour of silence for the agent
+    await rig.settled()
+    assert rig.named("Newexten", Channel=call.caller.name, Extension="drop")[0]["Application"] == "SoftHangup"
+    assert rig.named("SoftHangupRequest", Channel=agent) and rig.named("Hangup", Channel=agent)
+    # ... and the agent's own handler, run as its leg ends, finds no customer to send to the survey.
+    assert not rig.named("Newexten", Channel=call.caller.name, Context="cc-survey")
 
 
 async def test_the_customer_hanging_up_after_resume_ends_the_agents_leg_too(rig):

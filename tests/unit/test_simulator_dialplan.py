@@ -14,7 +14,8 @@ def test_the_shipped_dialplan_has_the_places_the_server_uses():
     out = plan.find("from-agents", "+441632960101")
     assert out.steps[out.priority_of("dial")].data == "PJSIP/${EXTEN}@carrier,${RING},T"
     assert plan.step("from-agents", "2003", 1).data == "PJSIP/agent3,20,tT"  # through `include => xfer`
-    assert [plan.step("cc-hold", e, 2).app for e in ("s", "wait", "resume")] == ["MusicOnHold", "Wait", "Bridge"]
+    assert [plan.step("cc-hold", e, p).app for e, p in (("s", 3), ("wait", 2), ("resume", 2))] == [
+        "MusicOnHold", "Wait", "Bridge"]
     assert plan.step("cc-hold", "wait", 1).data == "CHANNEL(hangup_handler_push)=cc-hold,release,1"
     assert [s.app for s in plan.find("cc-hold", "release").steps.values()] == ["ChannelRedirect", "Return"]
     assert plan.step("cc-hold", "resume", 2).data == "${CC_HELD},F(cc-survey^s^1)"  # the agent hangs up: survey

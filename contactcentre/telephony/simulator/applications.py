@@ -75,29 +75,9 @@ class PbxThread:
             log.exception("simulated dialplan failed", extra={"channel": channel.name})
         finally:
             if channel.has_pbx:
-                await self._run_hangup_handlers()
                 self._hang_up()
             elif not channel.dead:
                 channel.interrupted.clear()  # taken by Bridge(): it lives on in the new bridge
-
-    async def _run_hangup_handlers(self) -> None:
-        """The channel's hangup handlers, last pushed first, each up to its Return() (pbx_hangup_handler.c
-        runs them as the channel is destroyed, before its Hangup event)."""
-        channel, plan = self.channel, self.pbx.dialplan
-        while channel.hangup_handlers:
-            handler = channel.hangup_handlers.pop()
-            self.pbx.channel_event("HangupHandlerRun", channel, ("Handler", ",".join(map(str, handler))),
-                                   privilege="dialplan,all")
-            channel.context, channel.exten, channel.priority = handler
-            while (step := plan.step(channel.context, channel.exten, channel.priority)) is not None:
-                if step.app.lower() == "return":
-                    break
-                try:
-                    await self.execute(step.app, self.expand(step.data), publish=True)
-                except Exception:
-                    log.exception("simulated hangup handler failed", extra={"channel": channel.name})
-                    break
-                channel.priority += 1
 
     def _hang_up(self) -> None:
         channel = self.channel
@@ -182,6 +162,39 @@ class PbxThread:
 
 
 App = Callable[[PbxThread, str], Awaitable[int]]
+
+
+def run_hangup_handlers(pbx: SimulatedPbx, channel: SimChannel) -> None:
+    """The channel's hangup handlers, last pushed first, each up to its Return(): as ast_hangup() runs
+    them, before the channel is unlinked and its Hangup sent, whatever it was doing when hung up.
+
+    Run to completion here and now, as they must be quick (Asterisk runs them in the hangup path):
+    an application that would wait (a Wait(), a Playback()) ends the handler with a warning.
+    """
+    thread, plan = PbxThread(pbx, channel), pbx.dialplan
+    where = channel.context, channel.exten, channel.priority  # a subroutine's Return comes back here
+    while channel.hangup_handlers:
+        handler = channel.hangup_handlers.pop()
+        pbx.channel_event("HangupHandlerRun", channel, ("Handler", ",".join(map(str, handler))),
+                          privilege="dialplan,all")
+        channel.context, channel.exten, channel.priority = handler
+        while (step := plan.step(channel.context, channel.exten, channel.priority)) is not None:
+            if step.app.lower() == "return":
+                break
+            running = thread.execute(step.app, thread.expand(step.data), publish=True)
+            try:
+                running.send(None)
+            except StopIteration:
+                channel.priority += 1
+                continue
+            except Exception:
+                log.exception("simulated hangup handler failed", extra={"channel": channel.name})
+            else:
+                running.close()
+                log.warning("simulator: %s() would wait in a hangup handler: handler ended", step.app,
+                            extra={"channel": channel.name})
+            break
+        channel.context, channel.exten, channel.priority = where
 
 
 async def app_noop(thread: PbxThread, data: str) -> int:
@@ -301,6 +314,23 @@ async def app_channel_redirect(thread: PbxThread, data: str) -> int:
     pbx.set_goto(other, *_place(other, target))
     pbx.apply_goto(other)
     pbx.set_variable(thread.channel, "CHANNELREDIRECT_STATUS", "SUCCESS")
+    return 0
+
+
+async def app_soft_hangup(thread: PbxThread, data: str) -> int:
+    """SoftHangup(Technology/Resource[,options]): hang up the channel of that name; with option a, every
+    channel of that device (the name without its -suffix), as app_softhangup.c compares them."""
+    pbx = thread.pbx
+    name, _, options = data.partition(",")
+    name = name.strip().lower()
+    for channel in list(pbx.channels.values()):
+        candidate = channel.name.lower()
+        if "a" in options:
+            candidate = candidate.rpartition("-")[0] or candidate
+        if name and candidate == name and not channel.dead:
+            pbx.request_hangup(channel, 16, event="SoftHangupRequest")
+            if "a" not in options:
+                break
     return 0
 
 
@@ -480,6 +510,7 @@ APPLICATIONS: dict[str, App] = {
     "bridge": app_bridge,
     "chanspy": app_chanspy,
     "channelredirect": app_channel_redirect,
+    "softhangup": app_soft_hangup,
     "return": app_return,
 }
 

@@ -32,7 +32,7 @@ from contactcentre.telephony.ami.protocol import AmiMessage
 from contactcentre.telephony.simulator import dialplan as dialplan_file
 from contactcentre.telephony.simulator import queues_conf
 from contactcentre.telephony.simulator.ami_server import AmiServer, AmiSession
-from contactcentre.telephony.simulator.applications import PbxThread
+from contactcentre.telephony.simulator.applications import PbxThread, run_hangup_handlers
 from contactcentre.telephony.simulator.bridges import SimBridge
 from contactcentre.telephony.simulator.channels import CAUSE_TEXT, RING, RINGING, SimChannel
 from contactcentre.telephony.simulator.originate import OriginateActions
@@ -253,6 +253,10 @@ class SimulatedPbx:
             return
         if channel.bridge is not None:
             channel.bridge.leave(channel)
+        if channel.hangup_handlers:
+            run_hangup_handlers(self, channel)
+            if channel.destroyed:
+                return  # a handler hung its own channel up: that was its end
         self.mixmonitor.channel_gone(channel)
         cause = cause if cause is not None else (channel.hangup_cause if channel.hangup_cause is not None else 16)
         channel.hangup_cause = cause
