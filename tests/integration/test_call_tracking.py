@@ -89,6 +89,38 @@ async def test_hold_and_resume_are_counted_on_the_agents_leg(stack):
     assert 0.25 < legs[0].hold_seconds < 2 and legs[0].talk_seconds > 0.15
 
 
+async def test_a_hold_from_the_agents_phone_is_counted_on_the_agents_leg(stack):
+    console, call = await answered_call(stack, "alice", "PJSIP/agent1", "+441632960303")
+    phone = channel_on(stack, call, "PJSIP/agent1")
+
+    stack.sim.phone_hold(phone)  # the desk phone's hold key: a re-INVITE, no AMI action of ours
+    await asyncio.sleep(0.3)
+    stack.sim.phone_unhold(phone)
+    await asyncio.sleep(0.2)
+    stack.sim.phone_hangup(phone)
+    await asyncio.wait_for(call.finished.wait(), 5)
+
+    _, legs = await stored(stack, call.call_id)
+    assert [leg.agent_device for leg in legs] == ["PJSIP/agent1"]
+    assert 0.25 < legs[0].hold_seconds < 2 and legs[0].talk_seconds > 0.15
+
+
+async def test_an_agent_who_hangs_up_with_the_customer_on_hold_is_not_left_on_the_call(stack):
+    console, call = await answered_call(stack, "alice", "PJSIP/agent1", "+441632960304")
+    pbx = PbxCommands(stack.services.ami)
+    held = await pbx.hold(call.caller.name)
+    await until(lambda: call.moh)
+    await asyncio.sleep(0.3)
+
+    stack.sim.phone_hangup(held.peer)  # the agent puts the phone down without taking the call back
+
+    await console.wait_state("wrap_up")
+    await asyncio.wait_for(call.finished.wait(), 10)  # the customer went on to the survey, then was done
+    interaction, legs = await stored(stack, call.call_id)
+    assert interaction.ended_at is not None
+    assert 0.25 < legs[0].hold_seconds < 2  # the hold ended with the agent's leg
+
+
 async def test_attended_transfer_counts_the_consulted_agent_only_once_the_caller_is_with_them(stack):
     sim = stack.sim
     sim.auto_answer = 0.1  # the consulted phone picks up by itself
