@@ -182,9 +182,10 @@ async def _record_async(settings: Settings, path: Path, seconds: int | None) -> 
     client.recorder = FlightRecorder(path)
 
     async def ask_what_exists() -> None:
-        # As the server's tracker does after every login: the answer, recorded with the stream, tells
-        # a replay which calls were already up when the recording (or a reconnect within it) began.
+        # As the server's tracker does after every login: the answers, recorded with the stream, tell
+        # a replay which calls (and bridges) were already up when the recording, or a reconnect in it, began.
         await client.send_list("CoreShowChannels")
+        await client.send_list("BridgeList")
 
     client.on_connected(ask_what_exists)
     try:

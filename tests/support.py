@@ -153,6 +153,13 @@ class Stack:
         return client
 
 
+
+async def until(predicate, timeout: float = 10.0) -> None:
+    """Wait (polling every 20 ms) until `predicate()` is true; TimeoutError after `timeout` seconds."""
+    async with asyncio.timeout(timeout):
+        while not predicate():
+            await asyncio.sleep(0.02)
+
 @asynccontextmanager
 async def simulator_with_script(script, *, auto_answer: float | None = 0.05, command_timeout: float = 30,
                                 recorder=None, **pbx_options):

@@ -17,6 +17,7 @@ messages for a raw capture), never the wall clock.
 
 from __future__ import annotations
 
+import re
 import time
 from collections.abc import Iterator
 from dataclasses import dataclass
@@ -28,6 +29,7 @@ from contactcentre.telephony.ami.protocol import AmiMessage, AmiParser
 from contactcentre.telephony.tracker import CallTracker
 
 MAGIC = b"CCAMI1\n"
+_CHUNK_HEADER = re.compile(rb"\nT \d+(?:\.\d+)? \d+\n")  # never an AMI line: those are `Key: value`
 MAX_CHUNK = 16 * 1024 * 1024
 
 
@@ -54,9 +56,6 @@ class FlightRecorder:
         self._file.write(data)
         self._file.write(b"\n")
         self._file.flush()  # one write to the OS a read: a killed server loses no more than it was writing
-
-    def flush(self) -> None:
-        self._file.flush()
 
     def close(self) -> None:
         self._file.close()
@@ -89,6 +88,8 @@ def read_chunks(path: Path) -> Iterator[tuple[float | None, bytes]]:
             raise RecordingError(f"{path}: chunk at byte {offset} says {length:,} bytes, over the "
                                  f"{MAX_CHUNK:,} a recorder writes")
         if start + length >= len(data):  # the last chunk, without its closing newline: stopped mid-write
+            if _CHUNK_HEADER.search(data, start):  # ... unless more chunks follow: its length is wrong
+                raise RecordingError(f"{path}: chunk at byte {offset} is longer than its header says")
             yield at, data[start:start + length]
             raise RecordingCutShort(f"{path}: ends inside the chunk at byte {offset} "
                                     f"({len(data) - start:,} of {length:,} bytes and its newline written)")
@@ -108,7 +109,7 @@ class ReplayResult:
     events: int
     devices: dict[str, str]  # each device's last state (DeviceStateChange): the phones' side of agent states
     queue_members: dict[str, dict[str, dict]]  # queue -> member interface -> its state when the stream ends
-    pauses: dict[str, dict[str, int]]  # member interface -> pause reason -> times paused (per queue)
+    pauses: dict[str, dict[str, dict[str, int]]]  # queue -> member interface -> pause reason -> times paused
     warnings: list[str]  # what was read past: a recording cut short
 
     def as_dict(self) -> dict:
@@ -120,35 +121,41 @@ class ReplayResult:
 
 class QueueMembers:
     """Agents' states as app_queue reports them: who is a member of which queue, paused (and
-    why) or not, on a call or not; and how often each was paused, for what."""
+    why) or not, on a call or not; and how often each was paused in each queue, for what (a
+    pause in every queue at once is one pause in each)."""
 
+    # The member events, and QueueStatus's QueueMember items (a snapshot, which names the member
+    # Location and Name rather than Interface and MemberName).
     EVENTS = frozenset({"QueueMemberAdded", "QueueMemberRemoved", "QueueMemberPause", "QueueMemberPenalty",
-                        "QueueMemberStatus", "QueueMemberRinginuse"})
+                        "QueueMemberStatus", "QueueMemberRinginuse", "QueueMember"})
 
     def __init__(self) -> None:
         self.members: dict[str, dict[str, dict]] = {}
-        self.pauses: dict[str, dict[str, int]] = {}
+        self.pauses: dict[str, dict[str, dict[str, int]]] = {}
 
     def apply(self, message: AmiMessage) -> None:
-        queue, interface = message.get("Queue"), message.get("Interface")
+        queue, interface = message.get("Queue"), message.get("Interface") or message.get("Location")
         if not queue or not interface:
-            return  # a list item (QueueMember answers with Location) or a damaged event
+            return  # a damaged event: nothing to say whose state it is
         members = self.members.setdefault(queue, {})
         if message.name == "QueueMemberRemoved":
             members.pop(interface, None)
             return
         paused = message.get("Paused") == "1"
+        reason = (message.get("PausedReason") or "") if paused else ""
         if message.name == "QueueMemberPause" and paused:
-            reasons = self.pauses.setdefault(interface, {})
-            reason = message.get("PausedReason") or ""
+            reasons = self.pauses.setdefault(queue, {}).setdefault(interface, {})
             reasons[reason] = reasons.get(reason, 0) + 1
-        members[interface] = {"name": message.get("MemberName") or "", "paused": paused,
-                              "reason": message.get("PausedReason") or "" if paused else "",
-                              "in_call": message.get("InCall") == "1", "membership": message.get("Membership") or ""}
+        members[interface] = {"name": message.get("MemberName") or message.get("Name") or "", "paused": paused,
+                              "reason": reason, "in_call": message.get("InCall") == "1",
+                              "membership": message.get("Membership") or ""}
 
     def result(self) -> tuple[dict, dict]:
-        return ({queue: dict(sorted(members.items())) for queue, members in sorted(self.members.items()) if members},
-                {interface: dict(sorted(reasons.items())) for interface, reasons in sorted(self.pauses.items())})
+        """(members, pauses), every level in name order, so the same stream prints the same JSON."""
+        members = {queue: dict(sorted(by.items())) for queue, by in sorted(self.members.items()) if by}
+        pauses = {queue: {interface: dict(sorted(reasons.items())) for interface, reasons in sorted(by.items())}
+                  for queue, by in sorted(self.pauses.items())}
+        return members, pauses
 
 
 def replay(paths: list[Path]) -> ReplayResult:

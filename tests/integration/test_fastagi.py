@@ -165,6 +165,18 @@ async def test_a_line_over_the_limit_is_refused_and_counted():
     await server.close()
 
 
+async def test_a_reply_line_over_the_limit_mid_session_is_counted_as_a_protocol_error():
+    async def script(s):
+        with pytest.raises(AgiHangup):
+            await s.answer()
+        return "hangup seen"
+
+    lines = ["> agi_network_script: inbound", "> agi_uniqueid: 1.5", ">", "< ANSWER",
+             "> 200 result=0 (" + "x" * (MAX_LINE_BYTES + 10) + ")"]
+    _, out, server = await run_script(script, lines, close_at_end=True)
+    assert out == "hangup seen" and server.protocol_errors == 1
+
+
 async def test_a_closed_connection_during_a_command_is_a_hangup():
     async def script(s):
         with pytest.raises(AgiHangup):
@@ -172,8 +184,8 @@ async def test_a_closed_connection_during_a_command_is_a_hangup():
         return "hangup seen"
 
     lines = ["> agi_network_script: inbound", "> agi_uniqueid: 1.2", ">", "< ANSWER"]
-    _, out, _ = await run_script(script, lines, close_at_end=True)
-    assert out == "hangup seen"
+    _, out, server = await run_script(script, lines, close_at_end=True)
+    assert out == "hangup seen" and server.protocol_errors == 0  # a hangup, not an error
 
 
 class Failures(logging.Handler):

@@ -230,8 +230,8 @@ async def test_an_agent_who_hangs_up_while_the_customer_is_on_hold_sends_them_to
     await until(lambda: not call.moh)  # wait's hangup handler takes the customer off the music
     await asyncio.wait_for(call.finished.wait(), 5)
     await rig.settled()
-    assert rig.named("Newexten", Channel=agent, Context="cc-hold", Extension="release")[0]["Application"] \
-        == "ChannelRedirect"
+    assert [e["Application"] for e in rig.named("Newexten", Channel=agent, Context="cc-hold", Extension="release")] \
+        == ["GotoIf", "ChannelRedirect"]
     # Sent to cc-survey (the redirect's Newexten names what the customer was running, as Asterisk's does).
     assert [e["Application"] for e in rig.named("Newexten", Channel=call.caller.name, Context="cc-survey")] \
         == ["MusicOnHold"]
@@ -240,6 +240,23 @@ async def test_an_agent_who_hangs_up_while_the_customer_is_on_hold_sends_them_to
     # Announced as Asterisk does, and run on the way out: after the phone hung up, before the leg's Hangup.
     assert rig.named("HangupHandlerPush", Channel=agent)[0]["Handler"] == "cc-hold,release,1"
     assert events.index("HangupRequest") < events.index("HangupHandlerRun") < events.index("Hangup")
+
+
+async def test_a_held_customer_sent_elsewhere_stays_there_when_the_waiting_agent_hangs_up(rig):
+    call = await rig.talking_call()
+    agent = call.agent.name
+    await rig.pbx.hold(call.caller.name)
+    await until(lambda: call.moh and rig.sim.channels[agent].application == "Wait")
+    await rig.pbx.redirect(call.caller.name, "xfer", "2002")  # taken off hold to another agent instead
+    await until(lambda: rig.channels("PJSIP/agent2-") and rig.peers(call.caller.name))
+
+    rig.sim.phone_hangup(agent)  # the first agent, still waiting in silence, hangs up
+
+    await until(lambda: agent not in rig.sim.channels)
+    await rig.settled()
+    assert rig.peers(call.caller.name) == rig.channels("PJSIP/agent2-")  # still talking to agent2
+    assert [e["Application"] for e in rig.named("Newexten", Channel=agent, Extension="release")] == ["GotoIf"]
+    assert not rig.named("Newexten", Channel=call.caller.name, Context="cc-survey")
 
 
 async def test_a_customer_who_hangs_up_on_hold_takes_the_agents_silent_leg_along(rig):

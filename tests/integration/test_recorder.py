@@ -5,7 +5,7 @@ import os
 import sys
 
 from contactcentre.telephony.recorder import replay
-from tests.integration.test_resync import until
+from tests.support import until
 
 
 async def test_a_recording_started_mid_call_knows_the_call_that_was_already_up(stack, tmp_path):
@@ -20,7 +20,7 @@ async def test_a_recording_started_mid_call_knows_the_call_that_was_already_up(s
         sys.executable, "-m", "contactcentre", "record", str(path), "--seconds", "3", env=env,
         stdout=asyncio.subprocess.PIPE, stderr=asyncio.subprocess.PIPE)
     try:
-        await until(lambda: path.exists() and b"CoreShowChannelsComplete" in path.read_bytes(), timeout=20)
+        await until(lambda: path.exists() and b"BridgeListComplete" in path.read_bytes(), timeout=20)
         queued.caller_hangup()  # the caller gives up while the recorder runs
         await asyncio.wait_for(queued.finished.wait(), 5)
         _, err = await asyncio.wait_for(recorder.communicate(), 20)
@@ -35,3 +35,5 @@ async def test_a_recording_started_mid_call_knows_the_call_that_was_already_up(s
     # The call began before the recording: only the PBX's answer at login makes it one of the day's calls.
     assert (result.calls, result.answered, result.abandoned) == (1, 0, 1)
     assert result.warnings == []
+    recorded = path.read_bytes()
+    assert recorded.index(b"CoreShowChannelsComplete") < recorded.index(b"BridgeListComplete")  # as the server asks

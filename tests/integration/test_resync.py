@@ -8,12 +8,7 @@ from contactcentre.crm.models import Interaction
 from contactcentre.telephony.ami.client import LinkStatus
 from contactcentre.telephony.tracker import LINK_DOWN_REASON
 from tests.integration.test_walking_skeleton import take_call
-
-
-async def until(predicate, timeout: float = 10.0):
-    async with asyncio.timeout(timeout):
-        while not predicate():
-            await asyncio.sleep(0.02)
+from tests.support import until
 
 
 async def cut_the_link(sim, services) -> None:

@@ -9,6 +9,7 @@ from contactcentre.config import AgiSettings, AmiSettings
 from contactcentre.telephony.agi.server import AgiServer
 from contactcentre.telephony.ami.client import AmiClient, AmiError, LinkStatus
 from contactcentre.telephony.simulator.pbx import SimulatedPbx
+from tests.support import until
 
 
 @pytest.fixture
@@ -190,8 +191,6 @@ async def test_a_handler_added_while_events_flow_gets_its_events_from_then_on(pb
 
 
 async def test_health_counts_what_the_pbx_sent_that_could_not_be_used_across_reconnects(stack):
-    from tests.integration.test_resync import until
-
     sim, services = stack.sim, stack.services
 
     async def health() -> dict:

@@ -57,6 +57,9 @@ def test_a_damaged_recording_names_the_file_and_the_offset(tmp_path):
     path.write_bytes(b"CCAMI1\nT 1.0 5\nEvent: Ping\r\n\r\n\nT 2.0 3\nabc\n")  # the first chunk says 5 bytes
     with pytest.raises(RecordingError, match=r"bad.ccami: chunk at byte 7 is longer or shorter than its header says"):
         replay([path])
+    path.write_bytes(b"CCAMI1\nT 1.0 500\nEvent: Ping\r\n\r\n\nT 2.0 3\nabc\n")  # says more than the file holds
+    with pytest.raises(RecordingError, match=r"bad.ccami: chunk at byte 7 is longer than its header says"):
+        replay([path])
     path.write_bytes(b"CCAMI1\nT 1.0 99999999999\nabc\n")
     with pytest.raises(RecordingError, match=r"bad.ccami: chunk at byte 7 says 99,999,999,999 bytes"):
         replay([path])
@@ -142,7 +145,16 @@ def test_replay_gives_each_queue_members_state_and_their_pauses():
     # agent3 was logged in, then removed; agent1 and agent2 were paused, then unpaused (the truth file's notes).
     assert set(support) == {"PJSIP/agent1", "PJSIP/agent2"}
     assert not support["PJSIP/agent1"]["paused"] and not result.queue_members["sales"]["PJSIP/agent2"]["paused"]
-    assert result.pauses == {"PJSIP/agent1": {"Lunch": 1}, "PJSIP/agent2": {"Training": 2}}  # agent2: two queues
+    # agent2 was paused once in every queue it is in (support and sales)
+    assert result.pauses == {"sales": {"PJSIP/agent2": {"Training": 1}},
+                             "support": {"PJSIP/agent1": {"Lunch": 1}, "PJSIP/agent2": {"Training": 1}}}
+    assert set(result.queue_members["helpdesk"]) == {"Local/2001@agents/n", "Local/2002@agents/n"}
+
+
+def test_a_member_only_the_queuestatus_answer_names_is_one_of_its_queues_members():
+    # In resync.ami, sales' PJSIP/agent4 sends no member event at all: only QueueStatus lists it.
+    member = replay([CAPTURES / "resync.ami"]).queue_members["sales"]["PJSIP/agent4"]
+    assert member["paused"] is False and member["membership"] == "static"
 
 
 def test_a_replay_that_stops_mid_day_shows_who_was_paused_then_and_why(tmp_path):

@@ -17,7 +17,7 @@ def test_the_shipped_dialplan_has_the_places_the_server_uses():
     assert [plan.step("cc-hold", e, p).app for e, p in (("s", 3), ("wait", 2), ("resume", 2))] == [
         "MusicOnHold", "Wait", "Bridge"]
     assert plan.step("cc-hold", "wait", 1).data == "CHANNEL(hangup_handler_push)=cc-hold,release,1"
-    assert [s.app for s in plan.find("cc-hold", "release").steps.values()] == ["ChannelRedirect", "Return"]
+    assert [s.app for s in plan.find("cc-hold", "release").steps.values()] == ["GotoIf", "ChannelRedirect", "Return"]
     assert plan.step("cc-hold", "resume", 2).data == "${CC_HELD},F(cc-survey^s^1)"  # the agent hangs up: survey
     assert (plan.step("cc-survey", "s", 1).app, plan.step("cc-survey", "s", 1).data) == \
         ("AGI", "agi://${CC_HOST}:4573/survey")

@@ -39,6 +39,7 @@ class AgiSession:
         self._replies: asyncio.Queue[str | None] = asyncio.Queue()
         self._lock = asyncio.Lock()
         self.hung_up = asyncio.Event()
+        self.broken: AgiProtocolError | None = None  # what ended the replies, if it was not a hangup
         self._pump = asyncio.create_task(self._read_lines(), name=f"agi-{self.uniqueid}")
 
     @property
@@ -73,8 +74,11 @@ class AgiSession:
                     self.hung_up.set()
                     continue
                 await self._replies.put(line)
-        except (AgiProtocolError, ConnectionError) as exc:
+        except AgiProtocolError as exc:
+            self.broken = exc  # the server counts it: the peer's replies stopped making sense
             log.warning("FastAGI session dropped: %s", exc, extra={"call_id": self.uniqueid})
+        except ConnectionError as exc:
+            log.info("FastAGI connection lost: %s", exc, extra={"call_id": self.uniqueid})
         finally:
             self.hung_up.set()
             await self._replies.put(None)
@@ -237,6 +241,8 @@ class AgiServer:
         except Exception:
             log.exception("FastAGI handler failed", extra={"call_id": session.uniqueid})
         finally:
+            if session.broken is not None:  # the script saw only a hangup; the peer sent garbage
+                self.protocol_errors += 1
             await session.close()
 
 

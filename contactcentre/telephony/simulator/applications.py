@@ -79,6 +79,44 @@ class PbxThread:
             elif not channel.dead:
                 channel.interrupted.clear()  # taken by Bridge(): it lives on in the new bridge
 
+    def run_hangup_handlers(self) -> None:
+        """The channel's hangup handlers, last pushed first, each up to its Return(): as ast_hangup()
+        runs them, before the channel is unlinked and its Hangup sent, whatever it was doing.
+
+        Run to completion here and now, as they must be quick (Asterisk runs them in the hangup
+        path): an application that would wait (a Wait(), a Playback()) ends the handler with a
+        warning, as one returning -1 ends it in Asterisk.
+        """
+        channel, plan = self.channel, self.pbx.dialplan
+        where = channel.context, channel.exten, channel.priority  # a subroutine's Return comes back here
+        while channel.hangup_handlers:
+            handler = channel.hangup_handlers.pop()
+            self.pbx.channel_event("HangupHandlerRun", channel, ("Handler", ",".join(map(str, handler))),
+                                   privilege="dialplan,all")
+            channel.context, channel.exten, channel.priority = handler
+            while (step := plan.step(channel.context, channel.exten, channel.priority)) is not None:
+                if step.app.lower() == "return" or self._run_at_once(step) < 0:
+                    break
+                if self._jump is not None:
+                    channel.priority, self._jump = self._jump, None
+                else:
+                    channel.priority += 1
+        channel.context, channel.exten, channel.priority = where
+
+    def _run_at_once(self, step: Step) -> int:
+        running = self.execute(step.app, self.expand(step.data), publish=True)
+        try:
+            running.send(None)
+        except StopIteration as done:
+            return done.value
+        except Exception:
+            log.exception("simulated hangup handler failed", extra={"channel": self.channel.name})
+            return -1
+        running.close()
+        log.warning("simulator: %s() would wait in a hangup handler: handler ended", step.app,
+                    extra={"channel": self.channel.name})
+        return -1
+
     def _hang_up(self) -> None:
         channel = self.channel
         if not channel.destroyed and not channel.soft_hangup_sent:
@@ -151,6 +189,10 @@ class PbxThread:
 
     def variable(self, name: str) -> str | None:
         channel = self.channel
+        if name.startswith("IMPORT(") and name.endswith(")"):  # IMPORT(channel,variable): another channel's
+            other, _, wanted = name[len("IMPORT("):-1].partition(",")
+            found = self.pbx.find_channel(other.strip()) if other.strip() else None
+            return PbxThread(self.pbx, found).variable(wanted.strip()) if found is not None else None
         special = {"EXTEN": channel.exten, "CONTEXT": channel.context, "PRIORITY": str(channel.priority),
                    "CHANNEL": channel.name, "UNIQUEID": channel.uniqueid,
                    "CALLERID(num)": channel.caller_num, "CALLERID(name)": channel.caller_name}
@@ -162,39 +204,6 @@ class PbxThread:
 
 
 App = Callable[[PbxThread, str], Awaitable[int]]
-
-
-def run_hangup_handlers(pbx: SimulatedPbx, channel: SimChannel) -> None:
-    """The channel's hangup handlers, last pushed first, each up to its Return(): as ast_hangup() runs
-    them, before the channel is unlinked and its Hangup sent, whatever it was doing when hung up.
-
-    Run to completion here and now, as they must be quick (Asterisk runs them in the hangup path):
-    an application that would wait (a Wait(), a Playback()) ends the handler with a warning.
-    """
-    thread, plan = PbxThread(pbx, channel), pbx.dialplan
-    where = channel.context, channel.exten, channel.priority  # a subroutine's Return comes back here
-    while channel.hangup_handlers:
-        handler = channel.hangup_handlers.pop()
-        pbx.channel_event("HangupHandlerRun", channel, ("Handler", ",".join(map(str, handler))),
-                          privilege="dialplan,all")
-        channel.context, channel.exten, channel.priority = handler
-        while (step := plan.step(channel.context, channel.exten, channel.priority)) is not None:
-            if step.app.lower() == "return":
-                break
-            running = thread.execute(step.app, thread.expand(step.data), publish=True)
-            try:
-                running.send(None)
-            except StopIteration:
-                channel.priority += 1
-                continue
-            except Exception:
-                log.exception("simulated hangup handler failed", extra={"channel": channel.name})
-            else:
-                running.close()
-                log.warning("simulator: %s() would wait in a hangup handler: handler ended", step.app,
-                            extra={"channel": channel.name})
-            break
-        channel.context, channel.exten, channel.priority = where
 
 
 async def app_noop(thread: PbxThread, data: str) -> int:
@@ -277,12 +286,17 @@ async def app_set(thread: PbxThread, data: str) -> int:
     if name.lower() in ("channel(hangup_handler_push)", "channel(hangup_handler_pop)"):
         # Each change is announced as Asterisk does (HangupHandlerPush/Pop, class dialplan), the handler
         # written out as context,exten,priority.
+        try:
+            pushed = _place(channel, value) if value.strip() else None
+        except ValueError as exc:
+            log.warning("%s: %s", name, exc, extra={"channel": channel.name})  # Asterisk warns and goes on
+            return 0
         if name.lower().endswith("pop)") and channel.hangup_handlers:
             popped = channel.hangup_handlers.pop()
             thread.pbx.channel_event("HangupHandlerPop", channel, ("Handler", ",".join(map(str, popped))),
                                      privilege="dialplan,all")
-        if value.strip():
-            channel.hangup_handlers.append(pushed := _place(channel, value))
+        if pushed is not None:
+            channel.hangup_handlers.append(pushed)
             thread.pbx.channel_event("HangupHandlerPush", channel, ("Handler", ",".join(map(str, pushed))),
                                      privilege="dialplan,all")
     elif "(" in name:

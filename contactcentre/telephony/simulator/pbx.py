@@ -32,7 +32,7 @@ from contactcentre.telephony.ami.protocol import AmiMessage
 from contactcentre.telephony.simulator import dialplan as dialplan_file
 from contactcentre.telephony.simulator import queues_conf
 from contactcentre.telephony.simulator.ami_server import AmiServer, AmiSession
-from contactcentre.telephony.simulator.applications import PbxThread, run_hangup_handlers
+from contactcentre.telephony.simulator.applications import PbxThread
 from contactcentre.telephony.simulator.bridges import SimBridge
 from contactcentre.telephony.simulator.channels import CAUSE_TEXT, RING, RINGING, SimChannel
 from contactcentre.telephony.simulator.originate import OriginateActions
@@ -254,7 +254,7 @@ class SimulatedPbx:
         if channel.bridge is not None:
             channel.bridge.leave(channel)
         if channel.hangup_handlers:
-            run_hangup_handlers(self, channel)
+            PbxThread(self, channel).run_hangup_handlers()
             if channel.destroyed:
                 return  # a handler hung its own channel up: that was its end
         self.mixmonitor.channel_gone(channel)
