@@ -178,3 +178,15 @@ def test_the_ignored_names_pattern_matches_exactly_those_names(names, other):
     pattern = re.compile(b"(?:" + _alternation(names) + rb")\Z")
     for name in names | {other}:
         assert bool(pattern.match(name)) == (name in names)
+
+
+def test_the_first_event_of_each_kind_left_unparsed_is_handed_over_whole_the_rest_only_counted():
+    firsts = []
+    parser = AmiParser(expect_banner=False, on_new_kind=lambda name, text: firsts.append((name, text)))
+    wanted = EventFilter(parse={"Newchannel"}, ignore={"VarSet"})
+    rtcp = b"Event: RTCPSent\r\nPrivilege: reporting,all\r\nSSRC: 0x%d\r\n\r\n"
+    parser.feed(rtcp % 1 + b"Event: VarSet\r\nVariable: X\r\n\r\n" + rtcp % 2, wanted)
+    parser.feed(rtcp % 3 + b"Event: Cdr\r\nDuration: 5\r\n\r\n", wanted)
+    assert firsts == [("RTCPSent", "Event: RTCPSent\r\nPrivilege: reporting,all\r\nSSRC: 0x1"),
+                      ("Cdr", "Event: Cdr\r\nDuration: 5")]
+    assert parser.skipped == {b"RTCPSent": 3, b"Cdr": 1}  # VarSet is modelled: ignored, not counted

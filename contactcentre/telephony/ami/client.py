@@ -32,6 +32,7 @@ if TYPE_CHECKING:
 log = logging.getLogger(__name__)
 
 EventHandler = Callable[[AmiMessage], None]
+MAX_KINDS_LOGGED = 256  # names come from the PBX: a broken one cannot fill the log with new "kinds"
 
 
 class AmiError(Exception):
@@ -60,7 +61,7 @@ class LinkStatus(str, Enum):
 class _AmiProtocol(asyncio.Protocol):
     def __init__(self, client: AmiClient):
         self._client = client
-        self._parser = AmiParser()
+        self._parser = AmiParser(on_new_kind=client.note_new_kind)
         self._loop = asyncio.get_running_loop()
         self.closed = self._loop.create_future()
 
@@ -126,6 +127,7 @@ class AmiClient:
         self._earlier_damaged: Counter[str] = Counter()
         # Events of no known kind parsed all the same (an action was waiting) and wanted by no handler.
         self._unwanted: Counter[str] = Counter()
+        self._kinds_logged: set[str] = set()  # kinds of no model whose first event went to the log
         self._pending: dict[str, _Pending] = {}
         self._awaited: dict[str, tuple[str, asyncio.Future]] = {}  # ActionID -> (event name, its future)
         self._ids = itertools.count(1)
@@ -165,6 +167,14 @@ class AmiClient:
         parser = self._protocol.parser if self._protocol else None
         return {"oversized": self._earlier_damaged["oversized"] + (parser.oversized if parser else 0),
                 "undecodable": self._earlier_damaged["undecodable"] + (parser.undecodable if parser else 0)}
+
+    def note_new_kind(self, name: str, text: str) -> None:
+        """The first event of a kind we have no model of is kept, in the log, whole; the rest are counted."""
+        if name in self._kinds_logged or len(self._kinds_logged) >= MAX_KINDS_LOGGED:
+            return
+        self._kinds_logged.add(name)
+        log.info("AMI event of a kind we have no model of: %s (counted in /health from now on); the first: %r",
+                 name, text[:2000])
 
     def on_connected(self, callback: Callable[[], Awaitable[None]]) -> None:
         self._on_connected.append(callback)
@@ -287,6 +297,8 @@ class AmiClient:
             handlers = self._handlers_of(name)
         if not handlers and name not in KNOWN_EVENTS:
             self._unwanted[name] += 1  # counted as the reader counts those it skips unparsed
+            if self._unwanted[name] == 1:
+                self.note_new_kind(name, message.text)
         for handler in handlers:
             try:
                 handler(message)

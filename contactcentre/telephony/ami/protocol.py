@@ -16,7 +16,7 @@ from __future__ import annotations
 
 import re
 from collections import Counter
-from collections.abc import Iterable, Iterator, Mapping
+from collections.abc import Callable, Iterable, Iterator, Mapping
 
 from asterisk.ami import Action
 
@@ -161,12 +161,14 @@ class AmiParser:
     the wanted messages out of a whole read in C (see `feed`).
     """
 
-    def __init__(self, expect_banner: bool = True):
+    def __init__(self, expect_banner: bool = True, on_new_kind: Callable[[str, str], None] | None = None):
         self._buf = b"" if expect_banner else _TERMINATOR
         self._expect_banner = expect_banner
         self.oversized = 0
         self.undecodable = 0
         self.skipped: Counter[bytes] = Counter()  # events of no known kind left unparsed, by name
+        # Called with (name, text) for the first event of each kind left unparsed: that one is kept whole.
+        self.on_new_kind = on_new_kind
 
     def feed(self, data: bytes, wanted: EventFilter | None = None) -> list[AmiMessage]:
         """The complete messages in what has arrived so far.
@@ -219,7 +221,20 @@ class AmiParser:
             except UnicodeDecodeError:
                 text = self._decode(raw)
             out.append(parse_message(text) if name is None else AmiMessage("event", names[name], None, text))
-        self.skipped.update(unknown)
+        if unknown:
+            kinds = len(self.skipped)
+            self.skipped.update(unknown)
+            if len(self.skipped) > kinds and self.on_new_kind is not None:  # a kind not seen before: rare
+                for name in dict.fromkeys(unknown):
+                    if self.skipped[name] == unknown.count(name):  # all of its count came in this read
+                        self._first_of_kind(buf, name)
+
+    def _first_of_kind(self, buf: bytes, name: bytes) -> None:
+        start = buf.find(b"\r\n\r\nEvent: " + name + b"\r\n")
+        if start < 0:
+            return  # written with stray blank lines before it: counted all the same
+        stop = buf.find(_TERMINATOR, start + 4)
+        self.on_new_kind(self._decode(name), self._decode(self._limit(buf[start + 4:stop])))
 
     def pending(self) -> bool:
         """True when bytes of an unfinished message are held."""
