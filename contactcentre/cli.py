@@ -177,15 +177,16 @@ def _record(settings: Settings, args: argparse.Namespace) -> int:
 async def _record_async(settings: Settings, path: Path, seconds: int | None) -> None:
     from contactcentre.telephony.ami.client import AmiClient
     from contactcentre.telephony.recorder import FlightRecorder
+    from contactcentre.telephony.tracker import RESYNC_LISTS
 
     client = AmiClient(settings.ami)
     client.recorder = FlightRecorder(path)
 
     async def ask_what_exists() -> None:
-        # As the server's tracker does after every login: the answers, recorded with the stream, tell
+        # What the server's tracker asks after every login: the answers, recorded with the stream, tell
         # a replay which calls (and bridges) were already up when the recording, or a reconnect in it, began.
-        await client.send_list("CoreShowChannels")
-        await client.send_list("BridgeList")
+        for action, _, _ in RESYNC_LISTS:
+            await client.send_list(action)
 
     client.on_connected(ask_what_exists)
     try:

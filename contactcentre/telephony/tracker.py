@@ -45,6 +45,10 @@ STATE_RING = 4
 STATE_RINGING = 5
 STATE_UP = 6
 LINK_DOWN_REASON = "ended while the PBX link was down"
+# What the tracker asks the PBX after every login, in this order: each list action, and the item and
+# Complete events of its answer (which a replayed stream holds as events).
+RESYNC_LISTS = (("CoreShowChannels", "CoreShowChannel", "CoreShowChannelsComplete"),
+                ("BridgeList", "BridgeListItem", "BridgeListComplete"))
 TIMELINE_EVENTS = {"Newchannel", "Newstate", "DialBegin", "DialEnd", "BridgeEnter", "BridgeLeave", "Hold", "Unhold",
                    "BlindTransfer", "AttendedTransfer", "HangupRequest", "Hangup"}
 
@@ -195,7 +199,8 @@ class CallTracker:
         # placed call, and every channel that is some call's party (the customer's side).
         self._placed: dict[str, Call] = {}
         self._parties: set[str] = set()
-        self._resync_items: dict[str, list[AmiMessage]] = {}  # ActionID -> CoreShowChannel items (replay)
+        self._resync_items: dict[str, list[AmiMessage]] = {}  # ActionID -> resync list items (replay)
+        self._answers = {"CoreShowChannels": self.reconcile, "BridgeList": self.forget_bridges}  # for RESYNC_LISTS
         handlers: dict[str, Callable] = {
             "Newchannel": self._on_newchannel,
             "Newstate": self._on_newstate,
@@ -549,19 +554,16 @@ class CallTracker:
     async def resync(self, ami) -> None:
         """After every (re)connect: ask the PBX what exists (its channels, then its bridges) and
         reconcile with it, as each answer completes."""
-        await ami.send_list("CoreShowChannels", on_complete=self.reconcile)
-        await ami.send_list("BridgeList", on_complete=self.forget_bridges)
-
-    _LIST_ITEMS = frozenset({"CoreShowChannel", "BridgeListItem"})
+        for action, _, _ in RESYNC_LISTS:
+            await ami.send_list(action, on_complete=self._answers[action])
 
     def _collect_list_item(self, message: AmiMessage) -> None:
         """In a replayed stream the resync answers arrive as events: applied on their Complete."""
         action_id = message.get("ActionID")
         if action_id is None:
             return
-        if message.name in self._LIST_ITEMS:
-            self._resync_items.setdefault(action_id, []).append(message)
-        elif message.name == "CoreShowChannelsComplete":
-            self.reconcile(self._resync_items.pop(action_id, []))
-        elif message.name == "BridgeListComplete":
-            self.forget_bridges(self._resync_items.pop(action_id, []))
+        for action, item, complete in RESYNC_LISTS:
+            if message.name == item:
+                self._resync_items.setdefault(action_id, []).append(message)
+            elif message.name == complete:
+                self._answers[action](self._resync_items.pop(action_id, []))

@@ -91,8 +91,7 @@ class PbxThread:
         where = channel.context, channel.exten, channel.priority  # a subroutine's Return comes back here
         while channel.hangup_handlers:
             handler = channel.hangup_handlers.pop()
-            self.pbx.channel_event("HangupHandlerRun", channel, ("Handler", ",".join(map(str, handler))),
-                                   privilege="dialplan,all")
+            self.pbx.channel_event("HangupHandlerRun", channel, _handler(handler), privilege="dialplan,all")
             channel.context, channel.exten, channel.priority = handler
             while (step := plan.step(channel.context, channel.exten, channel.priority)) is not None:
                 if step.app.lower() == "return" or self._run_at_once(step) < 0:
@@ -293,17 +292,20 @@ async def app_set(thread: PbxThread, data: str) -> int:
             return 0
         if name.lower().endswith("pop)") and channel.hangup_handlers:
             popped = channel.hangup_handlers.pop()
-            thread.pbx.channel_event("HangupHandlerPop", channel, ("Handler", ",".join(map(str, popped))),
-                                     privilege="dialplan,all")
+            thread.pbx.channel_event("HangupHandlerPop", channel, _handler(popped), privilege="dialplan,all")
         if pushed is not None:
             channel.hangup_handlers.append(pushed)
-            thread.pbx.channel_event("HangupHandlerPush", channel, ("Handler", ",".join(map(str, pushed))),
-                                     privilege="dialplan,all")
+            thread.pbx.channel_event("HangupHandlerPush", channel, _handler(pushed), privilege="dialplan,all")
     elif "(" in name:
         channel.variables[name] = value
     elif name:
         thread.pbx.set_variable(channel, name, value)
     return 0
+
+
+def _handler(place: tuple[str, str, int]) -> tuple[str, str]:
+    """The `Handler` header of HangupHandlerPush/Pop/Run: the handler as context,exten,priority."""
+    return "Handler", ",".join(map(str, place))
 
 
 def _place(channel: SimChannel, target: str) -> tuple[str, str, int]:

@@ -59,7 +59,7 @@ class SimChannel:
     # Run just before its `Hangup` (app_queue's AgentComplete for a caller redirected away from a member).
     on_hangup: list[Callable[[], None]] = field(default_factory=list)
     # Dialplan hangup handlers (CHANNEL(hangup_handler_push)): (context, exten, priority), run last first
-    # when its dialplan ends with the channel hung up.
+    # as the channel is destroyed, whatever it was doing (PbxThread.run_hangup_handlers).
     hangup_handlers: list[tuple[str, str, int]] = field(default_factory=list)
     # What the far end keys in when a prompt waits for keys (GET DATA, WAIT FOR DIGIT), one entry per
     # prompt, in order: keys such as "4" or "12#", "" to press nothing (the prompt times out), or
