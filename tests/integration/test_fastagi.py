@@ -177,6 +177,33 @@ async def test_a_reply_line_over_the_limit_mid_session_is_counted_as_a_protocol_
     assert out == "hangup seen" and server.protocol_errors == 1
 
 
+async def test_closing_the_server_mid_session_ends_the_session_quietly():
+    failures = Failures()
+    loop = asyncio.get_running_loop()
+    previous = loop.get_exception_handler()
+    loop.set_exception_handler(failures.loop_error)
+    started = loop.create_future()
+
+    async def script(s):
+        started.set_result(None)
+        await s.answer()  # no reply ever comes: the server shuts down meanwhile
+
+    server = AgiServer(AgiSettings(host="127.0.0.1", port=0, command_timeout=30), {"inbound": script})
+    try:
+        await server.start()
+        reader, writer = await asyncio.open_connection("127.0.0.1", server.port)
+        writer.write(b"agi_network: yes\nagi_network_script: inbound\nagi_uniqueid: 1.6\n\n")
+        await asyncio.wait_for(started, 2)
+        await server.close()
+        assert await asyncio.wait_for(reader.read(), 2) == b"ANSWER\n"  # then the server hung up
+        writer.close()
+        for _ in range(3):
+            await asyncio.sleep(0)  # asyncio's stream callbacks for the ended session run
+    finally:
+        loop.set_exception_handler(previous)
+    assert failures.seen == [] and not server.sessions
+
+
 async def test_a_closed_connection_during_a_command_is_a_hangup():
     async def script(s):
         with pytest.raises(AgiHangup):

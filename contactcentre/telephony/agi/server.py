@@ -211,6 +211,11 @@ class AgiServer:
         self.sessions.add(task)
         try:
             await self._serve(reader, writer)
+        except asyncio.CancelledError:
+            # close() cancels the sessions still running. Ending the connection's task here, not as
+            # cancelled, matters: asyncio 3.11's stream callback asks a cancelled task for its
+            # exception and logs the CancelledError that raises as an error.
+            pass
         finally:
             self.sessions.discard(task)
             writer.close()
